@@ -1,0 +1,34 @@
+"""Bounded label values: anything not configured becomes ``other``.
+
+This is what keeps a flood of made-up platforms or currencies from turning into a
+flood of Prometheus series.
+"""
+
+from __future__ import annotations
+
+from config.definitions import Definitions
+
+OTHER = "other"
+ALL = "all"
+
+
+class LabelSets:
+    """The allowed values of each label, from the definitions."""
+
+    def __init__(self, definitions: Definitions) -> None:
+        self.platforms = tuple(definitions.labels.platform)
+        self.currencies = tuple(definitions.labels.currency)
+        self.names = definitions.known_names
+        self._platform = {p.lower(): p for p in self.platforms}
+        self._currency = frozenset(self.currencies)
+
+    def platform(self, value: str | None) -> str:
+        if value is None:
+            return OTHER
+        return self._platform.get(value.lower(), OTHER)
+
+    def currency(self, value: str) -> str:
+        return value if value in self._currency else OTHER
+
+    def name(self, value: str) -> str:
+        return value if value in self.names else OTHER

@@ -1,0 +1,134 @@
+"""HyperLogLog distinct counting: 2^14 one-byte registers (16 KiB), ~0.8 % standard error.
+
+Estimation uses Ertl's improved raw estimator ("New cardinality estimation algorithms
+for HyperLogLog sketches", 2017): nearly unbiased from 0 to billions with no empirical
+bias tables, so small buckets (a quiet 15-second slice) are counted as well as large ones.
+Adding the same hash twice is a no-op and merge is a register-wise max, so replaying
+events or merging partitions in any order gives the same sketch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xxhash
+
+P = 14
+M = 1 << P
+_Q = 64 - P
+_RANK_MASK = (1 << _Q) - 1
+_ALPHA_INF = 1.0 / (2.0 * math.log(2.0))
+_SPARSE = b"S"
+_DENSE = b"D"
+
+
+def hash64(identity: str) -> int:
+    """Stable 64-bit hash of an identity (the same on every worker and run)."""
+    return xxhash.xxh3_64_intdigest(identity.encode())
+
+
+class HyperLogLog:
+    """A mergeable distinct-count sketch. ``registers`` is a bytearray of length M."""
+
+    __slots__ = ("registers",)
+
+    def __init__(self, registers: bytearray | None = None) -> None:
+        self.registers = registers if registers is not None else bytearray(M)
+
+    def add_hash(self, h: int) -> None:
+        """Fold in one 64-bit hash."""
+        rest = h & _RANK_MASK
+        rank = _Q - rest.bit_length() + 1
+        idx = h >> _Q
+        if self.registers[idx] < rank:
+            self.registers[idx] = rank
+
+    def add(self, identity: str) -> None:
+        self.add_hash(hash64(identity))
+
+    def merge(self, other: HyperLogLog) -> HyperLogLog:
+        """Union into ``self`` (in place) and return ``self``."""
+        a = np.frombuffer(self.registers, dtype=np.uint8)
+        np.maximum(a, np.frombuffer(other.registers, dtype=np.uint8), out=a)
+        return self
+
+    def copy(self) -> HyperLogLog:
+        return HyperLogLog(bytearray(self.registers))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HyperLogLog) and self.registers == other.registers
+
+    def __repr__(self) -> str:
+        return f"HyperLogLog(~{self.count():.0f})"
+
+    def count(self) -> float:
+        """Estimated number of distinct hashes added."""
+        return estimate(np.frombuffer(self.registers, dtype=np.uint8))
+
+    def to_bytes(self) -> bytes:
+        """Compact form: sparse (index, rank) pairs while that is smaller, else dense."""
+        regs = np.frombuffer(self.registers, dtype=np.uint8)
+        nz = np.flatnonzero(regs)
+        if len(nz) * 3 < M:
+            return _SPARSE + nz.astype("<u2").tobytes() + regs[nz].tobytes()
+        return _DENSE + bytes(self.registers)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> HyperLogLog:
+        kind, body = data[:1], data[1:]
+        if kind == _DENSE and len(body) == M:
+            return cls(bytearray(body))
+        if kind == _SPARSE and len(body) % 3 == 0:
+            n = len(body) // 3
+            idx = np.frombuffer(body, dtype="<u2", count=n)
+            regs = np.zeros(M, dtype=np.uint8)
+            regs[idx] = np.frombuffer(body, dtype=np.uint8, offset=2 * n)
+            return cls(bytearray(regs.tobytes()))
+        raise ValueError("not a serialized HyperLogLog")
+
+
+def union(sketches: list[HyperLogLog]) -> HyperLogLog:
+    """A new sketch holding the union of ``sketches`` (empty list -> empty sketch)."""
+    if not sketches:
+        return HyperLogLog()
+    stacked = np.stack([np.frombuffer(s.registers, dtype=np.uint8) for s in sketches])
+    return HyperLogLog(bytearray(stacked.max(axis=0).tobytes()))
+
+
+def _sigma(x: float) -> float:
+    if x == 1.0:
+        return math.inf
+    y, z = 1.0, x
+    while True:
+        x *= x
+        z_old = z
+        z += x * y
+        y += y
+        if z_old == z:
+            return z
+
+
+def _tau(x: float) -> float:
+    if x == 0.0 or x == 1.0:
+        return 0.0
+    y, z = 1.0, 1.0 - x
+    while True:
+        x = math.sqrt(x)
+        z_old = z
+        y *= 0.5
+        z -= (1.0 - x) ** 2 * y
+        if z_old == z:
+            return z / 3.0
+
+
+def estimate(registers: np.ndarray) -> float:
+    """Ertl's improved raw estimate from a register array."""
+    hist = np.bincount(registers, minlength=_Q + 2)
+    if hist[0] == M:
+        return 0.0
+    z = M * _tau(1.0 - hist[_Q + 1] / M)
+    for k in range(_Q, 0, -1):
+        z = 0.5 * (z + hist[k])
+    z += M * _sigma(hist[0] / M)
+    return _ALPHA_INF * M * M / z

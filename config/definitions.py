@@ -1,0 +1,270 @@
+"""The declarative metric definitions (`config/leadline.yaml`), validated.
+
+A team adapts leadline to its product by editing this file, not code. Every
+label value leadline exports comes from a bounded set declared here.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+BUNDLED = Path(__file__).with_name("leadline.yaml")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_DURATION_RE = re.compile(r"^(\d+)(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+RESERVED_LABELS = ("all", "other")
+
+
+class DefinitionsError(ValueError):
+    """The definitions file is wrong; the message names file, line and field."""
+
+
+def parse_duration(text: str) -> int:
+    """``"5m"`` -> 300. Whole seconds, units s/m/h/d, greater than zero."""
+    match = _DURATION_RE.match(text) if isinstance(text, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 7d")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _event_name(value: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not an event name (1..64 of [A-Za-z0-9_.:-])")
+    return value
+
+
+def _label_values(values: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for v in values:
+        if not LABEL_RE.match(v):
+            raise ValueError(f"{v!r} is not a label value (1..64 of [A-Za-z0-9_.-])")
+        if v in RESERVED_LABELS:
+            raise ValueError(f"{v!r} is reserved: leadline adds it itself")
+        if v in seen:
+            raise ValueError(f"{v!r} is listed twice")
+        seen.add(v)
+    return values
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventNames(_Strict):
+    signup: str = "signup"
+    activation: str = "activation"
+    session: str = "session_start"
+    conversion: str = "purchase"
+    purchase: str = "purchase"
+    refund: str = "refund"
+    feature: str = "feature_used"
+    subscription_started: str = "subscription_started"
+    subscription_changed: str = "subscription_changed"
+    subscription_cancelled: str = "subscription_cancelled"
+    known: list[str] = Field(default_factory=list)
+
+    @field_validator(
+        "signup", "activation", "session", "conversion", "purchase", "refund", "feature",
+        "subscription_started", "subscription_changed", "subscription_cancelled",
+    )
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _event_name(v)
+
+    @field_validator("known")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _event_name(name)
+        if "other" in v:
+            raise ValueError("'other' is reserved for names not listed here")
+        return list(dict.fromkeys(v))
+
+
+class Activation(_Strict):
+    within: str = "7d"
+
+    @field_validator("within")
+    @classmethod
+    def _within(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def within_seconds(self) -> int:
+        return parse_duration(self.within)
+
+
+class Funnel(_Strict):
+    steps: list[str] = Field(min_length=2, max_length=20)
+    within: str = "1h"
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _event_name(name)
+        if len(set(v)) != len(v):
+            raise ValueError("a funnel step may appear only once")
+        return v
+
+    @field_validator("within")
+    @classmethod
+    def _within(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def within_seconds(self) -> int:
+        return parse_duration(self.within)
+
+
+class Survey(_Strict):
+    event: str
+    min: int
+    max: int
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: str) -> str:
+        return _event_name(v)
+
+    @model_validator(mode="after")
+    def _range(self) -> Survey:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class Labels(_Strict):
+    platform: list[str] = Field(default_factory=lambda: ["web", "ios", "android"], max_length=50)
+    currency: list[str] = Field(default_factory=lambda: ["USD", "EUR"], max_length=50)
+    plan: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("platform", "plan")
+    @classmethod
+    def _values(cls, v: list[str]) -> list[str]:
+        return _label_values(v)
+
+    @field_validator("currency")
+    @classmethod
+    def _currencies(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if not re.fullmatch(r"[A-Z]{3}", c):
+                raise ValueError(f"{c!r} is not an ISO 4217 code (three capital letters)")
+        return _label_values(v)
+
+
+class Definitions(_Strict):
+    """What the events mean. See ``config/leadline.yaml`` for the annotated default."""
+
+    windows: list[str] = Field(default_factory=lambda: ["5m", "1h", "24h", "7d", "30d"],
+                               min_length=1, max_length=10)
+    events: EventNames = Field(default_factory=EventNames)
+    activation: Activation = Field(default_factory=Activation)
+    funnels: dict[str, Funnel] = Field(default_factory=dict, max_length=20)
+    surveys: dict[str, Survey] = Field(default_factory=dict, max_length=10)
+    features: list[str] = Field(default_factory=list, max_length=100)
+    labels: Labels = Field(default_factory=Labels)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        seconds = [parse_duration(w) for w in v]
+        if len(set(seconds)) != len(seconds):
+            raise ValueError("two windows have the same length")
+        if max(seconds) > 400 * 86400:
+            raise ValueError("the longest window may be at most 400d")
+        return v
+
+    @field_validator("funnels", "surveys")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            _label_values([name])
+        return v
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, v: list[str]) -> list[str]:
+        return _label_values(v)
+
+    @cached_property
+    def window_seconds(self) -> dict[str, int]:
+        """Window label -> length in seconds, in declared order."""
+        return {w: parse_duration(w) for w in self.windows}
+
+    @cached_property
+    def known_names(self) -> frozenset[str]:
+        """Names that get their own ``name`` label value (the rest are ``other``)."""
+        e = self.events
+        names = set(e.known) | {
+            e.signup, e.activation, e.session, e.conversion, e.purchase, e.refund, e.feature,
+            e.subscription_started, e.subscription_changed, e.subscription_cancelled,
+        }
+        for funnel in self.funnels.values():
+            names.update(funnel.steps)
+        names.update(s.event for s in self.surveys.values())
+        return frozenset(names)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(key)), None)
+            if nxt is None:
+                key_node = next((k for k, _ in node.value if k.value == str(key)), None)
+                return key_node.start_mark.line + 1 if key_node is not None else line
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_definitions(text: str, source: str = "<definitions>") -> Definitions:
+    """Validate definitions text; errors say ``source:line: field: message``."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise DefinitionsError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise DefinitionsError(f"{source}:1: the definitions must be a mapping of sections")
+    try:
+        return Definitions.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            field = ".".join(str(p) for p in loc) or "(top)"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            lines.append(f"{source}:{_line_of(root, loc) or 1}: {field}: {msg}")
+        raise DefinitionsError("\n".join(lines)) from None
+
+
+def load_definitions(path: Path | None = None) -> Definitions:
+    """Read and validate the definitions file (the bundled default when ``path`` is None)."""
+    path = path or BUNDLED
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DefinitionsError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_definitions(text, str(path))

@@ -1,0 +1,1 @@
+"""Start the bundled Kafka-compatible broker (tansu) and Redis as child processes."""

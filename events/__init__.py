@@ -1,0 +1,1 @@
+"""Product events: decoding, validation and the dead-letter envelope (pure code)."""

@@ -1,0 +1,38 @@
+"""The canonical, validated product event and its compact internal encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """A validated event. ``identity`` is ``user_id``, else ``anon:`` + ``anonymous_id``.
+
+    ``props`` keeps only the properties leadline understands (amount, currency, plan,
+    mrr, score, feature), already validated; free text never travels further.
+    """
+
+    event_id: str
+    identity: str
+    ts: float
+    name: str
+    platform: str | None = None
+    country: str | None = None
+    app_version: str | None = None
+    props: dict[str, Any] | None = None
+
+    def encode(self) -> bytes:
+        """Compact form for the internal by-user topic."""
+        return orjson.dumps(
+            [self.event_id, self.identity, self.ts, self.name, self.platform,
+             self.country, self.app_version, self.props]
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> Event:
+        """Inverse of :meth:`encode` (internal data: trusted, already validated)."""
+        return cls(*orjson.loads(data))

@@ -1,0 +1,1 @@
+"""The serving view (Redis, shared by all workers) and the Prometheus exposition."""

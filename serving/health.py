@@ -1,0 +1,86 @@
+"""This worker's pipeline-health metrics (``leadline_*``), cheap to update per batch.
+
+Plain integers updated on the hot path and turned into metric families only when
+Prometheus scrapes (the custom-collector pattern), instead of a locked client-library
+metric call per event.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
+
+
+class Health(Collector):
+    """Counters of one worker process."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.received = 0
+        self.processed: Counter[str] = Counter()
+        self.invalid: Counter[str] = Counter()
+        self.duplicates = 0
+        self.watermark = 0.0
+        self._lag_counts = [0] * (len(LAG_BUCKETS) + 1)
+        self._lag_sum = 0.0
+        self.consumer_lag: dict[tuple[str, int], int] = {}
+        self.redis_up = 0
+        self.redis_errors = 0
+        self.view_rebuilds = 0
+        self.broker_up = 0
+
+    def observe_lag(self, seconds: float) -> None:
+        self._lag_counts[bisect.bisect_left(LAG_BUCKETS, seconds)] += 1
+        self._lag_sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("leadline_events_received", "Messages read from the source "
+                                  "topic by this worker.", value=self.received)
+        processed = CounterMetricFamily("leadline_events_processed",
+                                        "Valid, first-seen events folded into the metrics.",
+                                        labels=["name"])
+        for name, n in sorted(self.processed.items()):
+            processed.add_metric([name], n)
+        yield processed
+        invalid = CounterMetricFamily("leadline_events_invalid",
+                                      "Rejected events, sent to the dead-letter topic.",
+                                      labels=["reason"])
+        for reason, n in sorted(self.invalid.items()):
+            invalid.add_metric([reason], n)
+        yield invalid
+        yield CounterMetricFamily("leadline_events_duplicate", "Events whose event_id was "
+                                  "already seen within 24 h.", value=self.duplicates)
+        buckets, acc = [], 0
+        for bound, n in zip((*LAG_BUCKETS, float("inf")), self._lag_counts, strict=True):
+            acc += n
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), acc))
+        yield HistogramMetricFamily("leadline_event_lag_seconds",
+                                    "Processing time minus event time.",
+                                    buckets=buckets, sum_value=self._lag_sum)
+        yield GaugeMetricFamily("leadline_watermark_timestamp_seconds",
+                                "Newest event time seen by this worker.", value=self.watermark)
+        info = GaugeMetricFamily("leadline_build_info", "Running version.", labels=["version"])
+        info.add_metric([self.version], 1)
+        yield info
+        lag = GaugeMetricFamily("leadline_consumer_lag", "Messages behind the end of each "
+                                "assigned partition.", labels=["topic", "partition"])
+        for (topic, partition), n in sorted(self.consumer_lag.items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+        yield GaugeMetricFamily("leadline_redis_up", "1 if the last Redis call succeeded.",
+                                value=self.redis_up)
+        yield CounterMetricFamily("leadline_redis_errors", "Failed Redis calls.",
+                                  value=self.redis_errors)
+        yield CounterMetricFamily("leadline_view_rebuilds", "Partitions republished to the "
+                                  "serving view from the tables.", value=self.view_rebuilds)

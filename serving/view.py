@@ -1,0 +1,109 @@
+"""The shared serving view in Redis: every partition's cells, readable by any worker.
+
+Layout per partition p (prefix ``{app_id}:v1``):
+``{prefix}:cells:{p}`` hash cell-key -> encoded cell, ``{prefix}:stamps:{p}`` hash
+cell-key -> offset stamp, ``{prefix}:whole:{p}`` marker set after a full publish.
+Writes go through a script that keeps a cell only if its stamp is not older than
+the stored one, so a worker that lost a partition in a rebalance cannot overwrite
+the new owner's newer values. Redis is a view: a missing ``whole`` marker (Redis
+flushed or restarted) makes the owner republish the partition from its tables.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+
+from aggregators.cells import Cell
+from aggregators.partition import CellKey, key_text, parse_key
+
+_PUT = """
+for i = 1, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[2], ARGV[i])
+  if (not cur) or tonumber(cur) <= tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+
+
+class ServingView:
+    """Reads and writes the cells of all partitions in Redis."""
+
+    def __init__(self, redis: Redis, prefix: str, partitions: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.partitions = partitions
+        self._put = redis.register_script(_PUT)
+        self._cache: dict[tuple[int, str], tuple[int, Cell]] = {}
+
+    def _keys(self, p: int) -> tuple[str, str, str]:
+        return (f"{self.prefix}:cells:{p}", f"{self.prefix}:stamps:{p}",
+                f"{self.prefix}:whole:{p}")
+
+    async def publish(
+        self, p: int, cells: dict[CellKey, tuple[int, bytes]], removed: Iterable[CellKey] = (),
+        *, whole: bool = False,
+    ) -> None:
+        """Write changed cells (stamp-checked) and drop expired ones.
+
+        ``whole`` marks the partition complete: used after a full republish.
+        """
+        cells_key, stamps_key, whole_key = self._keys(p)
+        items = list(cells.items())
+        for i in range(0, len(items), 500):
+            args: list[bytes | str | int] = []
+            for key, (stamp, data) in items[i : i + 500]:
+                args += [key_text(key), stamp, data]
+            await self._put(keys=[cells_key, stamps_key], args=args)
+        gone = [key_text(k) for k in removed]
+        if gone:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hdel(cells_key, *gone)
+                pipe.hdel(stamps_key, *gone)
+                await pipe.execute()
+        if whole:
+            await self.redis.set(whole_key, str(time.time()))
+
+    async def missing(self, partitions: Iterable[int]) -> list[int]:
+        """Owned partitions whose ``whole`` marker is gone (Redis lost them)."""
+        ps = list(partitions)
+        if not ps:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in ps:
+                pipe.exists(self._keys(p)[2])
+            present = await pipe.execute()
+        return [p for p, ok in zip(ps, present, strict=True) if not ok]
+
+    async def read(self) -> list[tuple[CellKey, Cell]]:
+        """Every cell of every partition; cells whose stamp did not move are not re-read."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(self.partitions):
+                pipe.hgetall(self._keys(p)[1])
+            stamps = await pipe.execute()
+        wanted: list[tuple[int, str, int]] = []
+        current: set[tuple[int, str]] = set()
+        for p, table in enumerate(stamps):
+            for raw_key, raw_stamp in table.items():
+                field = raw_key.decode()
+                stamp = int(raw_stamp)
+                current.add((p, field))
+                cached = self._cache.get((p, field))
+                if cached is None or cached[0] != stamp:
+                    wanted.append((p, field, stamp))
+        if wanted:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p, field, _ in wanted:
+                    pipe.hget(self._keys(p)[0], field)
+                blobs = await pipe.execute()
+            for (p, field, stamp), blob in zip(wanted, blobs, strict=True):
+                if blob is not None:
+                    self._cache[(p, field)] = (stamp, Cell.decode(blob))
+        for stale in set(self._cache) - current:
+            del self._cache[stale]
+        return [(parse_key(field), cell) for (_, field), (_, cell) in self._cache.items()]

@@ -1,0 +1,121 @@
+"""``create_app(settings, definitions)``: the Faust app with its topics, table and agents.
+
+Two agents, each reading whole batches (Faust's per-message path is the ceiling,
+see DESIGN.md):
+
+- ``ingest`` reads the source topic (keyed by anything), validates, sends rejects to
+  the dead-letter topic and valid events, re-keyed by user identity, to the
+  internal by-user topic. So every copy of an event and all of a user's events
+  meet in one partition, whatever the producer's key was.
+- ``aggregate`` reads the by-user topic, drops duplicate ids, folds events into the
+  partition's cells, writes changed cells to the ``state`` table and to Redis.
+
+Both only send before their offsets are committed (Faust flushes the producer
+before each commit), so a crash replays, never loses; replays are made exact by
+the cell stamps and the id-to-first-offset map.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+
+import faust
+from redis.asyncio import Redis
+
+from aggregators.indicators import Indicators
+from config.definitions import Definitions
+from config.settings import Settings
+from events.decoder import Decoder
+from serving.exposition import MetricsEndpoint
+from serving.health import Health
+from serving.view import ServingView
+from streams.store import PartitionStore
+
+log = logging.getLogger("leadline")
+
+
+def leadline_version() -> str:
+    try:
+        return version("leadline")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class Worker:
+    """Everything one worker process holds; agents and views close over it."""
+
+    settings: Settings
+    definitions: Definitions
+    app: faust.App
+    health: Health
+    view: ServingView
+    endpoint: MetricsEndpoint
+    store: PartitionStore
+    decoder: Decoder
+    source: faust.TopicT
+    dlq: faust.TopicT
+    by_user: faust.TopicT
+    republish: set[int] = field(default_factory=set)
+    ready: bool = False
+
+
+def create_app(settings: Settings, definitions: Definitions) -> Worker:
+    """Build the app; nothing connects until it is started."""
+    from streams import agents, maintenance, web  # wiring modules register on the app
+
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout / 5),
+        broker_commit_interval=settings.commit_interval,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=0,
+        stream_buffer_maxsize=max(settings.batch_max * 2, 4096),
+        broker_max_poll_records=settings.batch_max,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        datadir=str(settings.data_dir),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    source = app.topic(settings.topic, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
+                    key_serializer="raw", value_serializer="raw")
+    by_user = app.topic(settings.by_user_topic, key_type=bytes, value_type=bytes,
+                        key_serializer="raw", value_serializer="raw",
+                        partitions=settings.partitions, internal=True)
+    table = app.Table("state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    health = Health(leadline_version())
+    view = ServingView(redis, settings.redis_prefix, settings.partitions)
+    worker = Worker(
+        settings=settings,
+        definitions=definitions,
+        app=app,
+        health=health,
+        view=view,
+        endpoint=MetricsEndpoint(view, Indicators(definitions), health,
+                                 settings.scrape_cache_seconds),
+        store=PartitionStore(definitions, table),
+        decoder=Decoder(definitions),
+        source=source,
+        dlq=dlq,
+        by_user=by_user,
+    )
+    # Faust's default (100) makes every send_soon of a large batch wait for a flush.
+    app.producer.buffer.max_messages = settings.batch_max * 2
+    agents.register(worker, table)
+    maintenance.register(worker, table)
+    web.register(worker)
+    return worker
