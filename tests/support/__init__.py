@@ -1,0 +1,1 @@
+"""Test helpers: real worker processes, producers, and the batch oracle."""
