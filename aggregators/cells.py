@@ -43,8 +43,8 @@ class Cell:
     def decode(cls, data: bytes) -> Cell:
         kind = data[:1]
         if kind == _COUNTS:
-            offset, values = orjson.loads(data[1:])
-            return cls(offset, values)
+            offset, counts = orjson.loads(data[1:])
+            return cls(offset, counts)
         if kind != _SKETCHES:
             raise ValueError("not a serialized cell")
         offset, n = _HEADER.unpack_from(data, 1)

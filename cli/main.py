@@ -77,7 +77,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     try:
-        stream = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")
+        stream = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")  # noqa: SIM115
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc.strerror}", EXIT_CONFIG)
     try:

@@ -34,7 +34,7 @@ async def send_lines(settings: Settings, lines: Iterable[bytes], topic: str) -> 
                                 linger_ms=5, max_request_size=2 * 1024 * 1024)
     try:
         await asyncio.wait_for(producer.start(), 15)
-    except (KafkaConnectionError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaConnectionError, OSError) as exc:
         raise BrokerUnreachable(
             f"cannot reach the Kafka broker at {','.join(settings.bootstrap_servers)} "
             f"(LEADLINE_BROKER={settings.broker}): {exc or type(exc).__name__}") from None

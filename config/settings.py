@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str) -> str:
         url = urlparse(value)
-        if url.scheme not in ("redis", "rediss", "unix") or (url.scheme != "unix" and not url.hostname):
+        if url.scheme not in ("redis", "rediss", "unix") or (
+            url.scheme != "unix" and not url.hostname
+        ):
             raise ValueError(f"expected redis://host:port/db, got {value!r}")
         return value
 
@@ -138,7 +140,7 @@ class Settings(BaseSettings):
         return f"{self.app_id}:v1"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the settings; a bad value raises :class:`SettingsError` naming the variable."""
     env_file = os.environ.get("LEADLINE_ENV_FILE")
     try:

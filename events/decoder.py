@@ -101,7 +101,8 @@ class Decoder:
         if event.ts > now + FUTURE_TOLERANCE:
             return Rejection(Reason.IN_FUTURE, f"event time is {event.ts - now:.0f}s ahead")
         if event.ts < now - self._max_age:
-            return Rejection(Reason.TOO_OLD, f"event time is {(now - event.ts) / 86400:.1f} days old")
+            days = (now - event.ts) / 86400
+            return Rejection(Reason.TOO_OLD, f"event time is {days:.1f} days old")
         return event
 
     def _validate(self, obj: dict[str, Any]) -> Event:
@@ -121,10 +122,10 @@ class Decoder:
         context = obj.get("context") or {}
         if not isinstance(context, dict):
             raise _Invalid("context: must be an object")
-        device = context.get("device") if isinstance(context.get("device"), dict) else {}
-        os_ = context.get("os") if isinstance(context.get("os"), dict) else {}
-        app = context.get("app") if isinstance(context.get("app"), dict) else {}
-        location = context.get("location") if isinstance(context.get("location"), dict) else {}
+        device, os_, app, location = (
+            context[k] if isinstance(context.get(k), dict) else {}
+            for k in ("device", "os", "app", "location")
+        )
         platform = obj.get("platform") or device.get("type") or os_.get("name")
         if platform is None and isinstance(context.get("library"), dict):
             library = str(context["library"].get("name", ""))

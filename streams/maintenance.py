@@ -84,7 +84,8 @@ def register(worker: Worker, table: Any) -> None:
             if tp.topic not in (settings.topic, settings.by_user_topic):
                 continue
             high = consumer.highwater(tp)
-            position = consumer._read_offset.get(tp)
+            position = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
             if high is not None:
-                lag[(tp.topic, tp.partition)] = max(0, high - (position + 1 if position is not None else 0))
+                done = position + 1 if position is not None else 0
+                lag[(tp.topic, tp.partition)] = max(0, high - done)
         worker.health.consumer_lag = lag

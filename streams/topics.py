@@ -29,7 +29,7 @@ async def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
     admin = _admin(settings)
     try:
         await asyncio.wait_for(admin.start(), timeout)
-    except (KafkaConnectionError, KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
         raise BrokerUnreachable(
             f"cannot reach the Kafka broker at {','.join(settings.bootstrap_servers)} "
             f"(LEADLINE_BROKER={settings.broker}): {exc or type(exc).__name__}"
@@ -37,7 +37,9 @@ async def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.topic, settings.dlq_topic, settings.by_user_topic]
-        missing = [NewTopic(name, settings.partitions, 1) for name in wanted if name not in existing]
+        missing = [
+            NewTopic(name, settings.partitions, 1) for name in wanted if name not in existing
+        ]
         if missing:
             await admin.create_topics(missing)
     finally:

@@ -56,8 +56,9 @@ def test_every_product_metric_equals_the_oracle(run) -> None:  # type: ignore[no
 
 def test_dead_letters_keep_the_original_bytes_and_say_why(run) -> None:  # type: ignore[no-untyped-def]
     pipeline, _, messages, truth = run
-    from aiokafka import AIOKafkaConsumer
     import asyncio
+
+    from aiokafka import AIOKafkaConsumer
 
     async def read_all() -> list[dict]:
         consumer = AIOKafkaConsumer(pipeline.dlq_topic, bootstrap_servers=pipeline.bootstrap,
