@@ -8,6 +8,7 @@ even when only some of a batch's cells reached the changelog before the crash.
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ import orjson
 from aggregators.sketch import HyperLogLog
 
 _COUNTS = b"C"
+_BIG_COUNTS = b"J"
 _SKETCHES = b"H"
 _HEADER = struct.Struct("<qI")
 _FRAME = struct.Struct("<BI")
@@ -31,7 +33,10 @@ class Cell:
 
     def encode(self) -> bytes:
         if not self.values or isinstance(next(iter(self.values.values())), int):
-            return _COUNTS + orjson.dumps([self.offset, self.values])
+            try:
+                return _COUNTS + orjson.dumps([self.offset, self.values])
+            except TypeError:  # a sum beyond 64 bits (e.g. 1e308 in micro-units): keep it exact
+                return _BIG_COUNTS + json.dumps([self.offset, self.values]).encode()
         parts = [_SKETCHES, _HEADER.pack(self.offset, len(self.values))]
         for label, hll in self.values.items():
             name = label.encode()
@@ -45,6 +50,9 @@ class Cell:
         if kind == _COUNTS:
             offset, counts = orjson.loads(data[1:])
             return cls(offset, counts)
+        if kind == _BIG_COUNTS:
+            offset, big = json.loads(data[1:])
+            return cls(offset, big)
         if kind != _SKETCHES:
             raise ValueError("not a serialized cell")
         offset, n = _HEADER.unpack_from(data, 1)

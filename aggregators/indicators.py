@@ -29,6 +29,13 @@ class Sample:
     value: float
 
 
+def _major(micros: int) -> float:
+    try:
+        return micros / MICROS
+    except OverflowError:  # beyond a float (sums of 1e308 amounts): say so, don't crash
+        return float("inf")
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else 0.0
 
@@ -82,7 +89,7 @@ class Indicators:
             out.append(Sample("product_conversions", (("window", window),),
                               sums.get((EVENTS, window, self.conversion), 0)))
             for currency in self.currencies:
-                revenue = sums.get((REVENUE, window, currency), 0) / MICROS
+                revenue = _major(sums.get((REVENUE, window, currency), 0))
                 out.append(Sample("product_revenue", (("window", window), ("currency", currency)),
                                   revenue))
                 out.append(Sample("product_arpu", (("window", window), ("currency", currency)),

@@ -82,6 +82,8 @@ class HyperLogLog:
         if kind == _SPARSE and len(body) % 3 == 0:
             n = len(body) // 3
             idx = np.frombuffer(body, dtype="<u2", count=n)
+            if n and int(idx.max()) >= M:
+                raise ValueError("not a serialized HyperLogLog: register index out of range")
             regs = np.zeros(M, dtype=np.uint8)
             regs[idx] = np.frombuffer(body, dtype=np.uint8, offset=2 * n)
             return cls(bytearray(regs.tobytes()))

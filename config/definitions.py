@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUNDLED = Path(__file__).with_name("leadline.yaml")
-NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_DURATION_RE = re.compile(r"^(\d+)(s|m|h|d)$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
+_DURATION_RE = re.compile(r"^(\d+)(s|m|h|d)\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 RESERVED_LABELS = ("all", "other")
 

@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str) -> str:
         url = urlparse(value)
+        url.port  # noqa: B018 - raises ValueError for a malformed or out-of-range port
         if url.scheme not in ("redis", "rediss", "unix") or (
             url.scheme != "unix" and not url.hostname
         ):

@@ -24,10 +24,10 @@ OLD_SLACK = 86400.0
 # Epoch numbers above this are milliseconds: 1e11 seconds is the year 5138.
 _MS_THRESHOLD = 1e11
 _RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}\Z")
 
 
 class _Invalid(Exception):

@@ -250,11 +250,6 @@ def test_labels_are_bounded() -> None:
     assert state.cells[(REVENUE, 15, int(NOW // 15) * 15)].values == {"other": 1_250_000}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a valid purchase amount >= ~1.8e13 gives micro-units beyond 64 bits; "
-    "Cell.encode (orjson) then raises inside take_dirty and stops the worker",
-)
 def test_a_huge_valid_amount_does_not_break_the_changelog() -> None:
     state = PartitionState(D)
     state.fold(0, _event(0, NOW, "purchase", amount=1e14, currency="USD"), NOW)

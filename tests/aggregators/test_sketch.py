@@ -157,10 +157,6 @@ def test_from_bytes_rejects_garbage(garbage: bytes) -> None:
         HyperLogLog.from_bytes(garbage)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sketch.from_bytes does not bound sparse indexes; raises IndexError",
-)
 def test_from_bytes_rejects_sparse_index_out_of_range() -> None:
     # sparse entry (index 65535, rank 1): an index beyond the 16384 registers
     with pytest.raises(ValueError):

@@ -159,11 +159,6 @@ def test_parse_duration_rejects(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config/definitions.py NAME_RE/LABEL_RE/_DURATION_RE use '$', which accepts "
-    "a trailing newline",
-)
 @pytest.mark.parametrize(
     "text",
     ['events:\n  signup: "signup\\n"\n', 'labels:\n  platform: ["web\\n"]\n',

@@ -137,11 +137,6 @@ def test_overrides() -> None:
         load_settings(web_port=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config/settings.py _redis_url never reads url.port, so a bad port passes "
-    "start-up and fails later in the worker",
-)
 @pytest.mark.parametrize("value", ["redis://r:abc/0", "redis://r:99999/0"])
 def test_bad_redis_port_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("LEADLINE_REDIS_URL", value)

@@ -349,11 +349,6 @@ def test_segment_schema_errors(changes: dict[str, Any], field: str) -> None:
 
 # --- regex anchoring ------------------------------------------------------------------
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: NAME_RE / _CURRENCY / _COUNTRY / _RFC3339 use '$', which also matches "
-    "before a trailing newline; use re.fullmatch or '\\Z'",
-)
 @pytest.mark.parametrize(
     "changes",
     [
