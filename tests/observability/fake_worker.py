@@ -1,0 +1,114 @@
+"""A stand-in for a worker's ``/metrics``: every SPEC series, with plausible values.
+
+It lets the observability tests run every dashboard and rule query against a real
+Prometheus without Kafka or Redis. Label values follow the bundled definitions
+(``config/leadline.yaml``); counters grow with wall time, so ``rate()`` is non-zero.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from tests.observability.spec import EXTRA_METRICS, METRICS
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Cumulative share of events per lag bucket: a healthy pipeline (p90 about 1 s).
+LAG_BUCKETS = {"0.5": 0.8, "1.0": 0.9, "10.0": 0.95, "60.0": 0.98, "300.0": 0.99, "+Inf": 1.0}
+
+
+def label_values() -> dict[str, list[str]]:
+    raw = yaml.safe_load((REPO / "config" / "leadline.yaml").read_text())
+    funnel = next(iter(raw["funnels"].values()))
+    return {
+        "window": [str(w) for w in raw["windows"]],
+        "platform": ["all", *raw["labels"]["platform"], "other"],
+        "currency": list(raw["labels"]["currency"]),
+        "plan": list(raw["labels"]["plan"]),
+        "name": list(raw["events"]["known"]),
+        "funnel": ["checkout"],
+        "step": list(funnel["steps"]),
+        "kind": ["new", "expansion", "contraction", "churn"],
+        "survey": ["nps", "csat"],
+        "feature": list(raw["features"]),
+        "reason": ["not_json", "not_object", "schema", "too_large", "in_future", "too_old"],
+        "version": ["0.0.0-test"],
+        "topic": ["product-events"],
+        "partition": ["0", "1", "2", "3"],
+    }
+
+
+def exposition(started: float, now: float) -> str:
+    """Prometheus text format for every SPEC metric (and the consumer lag gauge)."""
+    values = label_values()
+    elapsed = now - started
+    lines: list[str] = []
+    for name, (kind, labels) in {**METRICS, **EXTRA_METRICS}.items():
+        lines.append(f"# TYPE {name} {kind}")
+        if kind == "histogram":
+            total = 100 * elapsed
+            for le, share in LAG_BUCKETS.items():
+                lines.append(f'{name}_bucket{{le="{le}"}} {total * share:.3f}')
+            lines.append(f"{name}_sum {total * 2:.3f}")
+            lines.append(f"{name}_count {total:.3f}")
+            continue
+        combos: Iterator[tuple[str, ...]] = itertools.product(*(values[lab] for lab in labels))
+        for i, combo in enumerate(combos):
+            rendered = ",".join(f'{lab}="{val}"' for lab, val in zip(labels, combo, strict=True))
+            selector = f"{name}{{{rendered}}}" if rendered else name
+            if kind == "counter":
+                value = (10 + i) * elapsed
+            elif name == "leadline_watermark_timestamp_seconds":
+                value = now - 2
+            elif name.endswith("_ratio"):
+                value = 0.1 + 0.01 * (i % 10)
+            elif name == "leadline_build_info":
+                value = 1
+            else:
+                value = 100 + i
+            lines.append(f"{selector} {value:.6f}")
+    return "\n".join(lines) + "\n"
+
+
+class FakeWorker:
+    """Serves :func:`exposition` at ``http://127.0.0.1:<port>/metrics`` until ``stop()``."""
+
+    def __init__(self) -> None:
+        started = time.time()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404)
+                    return
+                body = exposition(started, time.time()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

@@ -1,0 +1,259 @@
+"""The generated Grafana dashboards: up to date, well-formed, and only SPEC metrics."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.observability import spec
+from tests.observability.promstack import (
+    dashboards,
+    iter_panels,
+    panel_queries,
+    rule_expressions,
+    substitute,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+GRAFANA = REPO / "grafana"
+LEADING = "leadline-leading-indicators"
+PIPELINE = "leadline-pipeline-health"
+DATASOURCE_UID = "leadline-prometheus"
+
+KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+    "atan2",
+}
+
+
+def load_generator() -> ModuleType:
+    path = GRAFANA / "generate.py"
+    module_spec = importlib.util.spec_from_file_location("leadline_grafana_generate", path)
+    assert module_spec and module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # dataclasses resolve annotations through it
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names a PromQL expression selects (functions, keywords, labels left out)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\boffset\s+-?\d+\w*", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", text):
+        name, call = match.groups()
+        if call or name.lower() in KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def recording_rule_names() -> set[str]:
+    return {r.name for r in rule_expressions() if r.kind == "record"}
+
+
+def boards() -> dict[str, dict[str, Any]]:
+    return {b["uid"]: b for b in dashboards().values()}
+
+
+def content_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in iter_panels(board) if p["type"] != "row"]
+
+
+# ------------------------------------------------------------------------ generation
+
+
+def test_committed_dashboards_are_up_to_date() -> None:
+    rendered = load_generator().render_all()
+    committed = {p.name: p.read_text() for p in (GRAFANA / "dashboards").glob("*.json")}
+    assert set(committed) == set(rendered), "stray or missing files in grafana/dashboards/"
+    for name, text in rendered.items():
+        assert committed[name] == text, (
+            f"grafana/dashboards/{name} is stale: run `python grafana/generate.py`"
+        )
+
+
+def test_generator_check_mode(tmp_path: Path) -> None:
+    generator = load_generator()
+    assert generator.main(["--out", str(tmp_path), "--check"]) == 1
+    assert generator.main(["--out", str(tmp_path)]) == 0
+    assert generator.main(["--out", str(tmp_path), "--check"]) == 0
+
+
+# ------------------------------------------------------------------------- structure
+
+
+def test_fixed_uids_and_datasource() -> None:
+    assert set(boards()) == {LEADING, PIPELINE}
+    provisioned = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yaml").read_text())
+    assert [d["uid"] for d in provisioned["datasources"]] == [DATASOURCE_UID]
+    for board in boards().values():
+        for panel in content_panels(board):
+            assert panel["datasource"]["uid"] == DATASOURCE_UID, panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == DATASOURCE_UID, panel["title"]
+        for variable in board.get("templating", {}).get("list", []):
+            if variable["type"] == "query":
+                assert variable["datasource"]["uid"] == DATASOURCE_UID
+
+
+@pytest.mark.parametrize("uid", [LEADING, PIPELINE])
+def test_every_panel_is_documented_and_formatted(uid: str) -> None:
+    board = boards()[uid]
+    ids = [p["id"] for p in iter_panels(board)]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    for panel in content_panels(board):
+        title = panel["title"]
+        defaults = panel["fieldConfig"]["defaults"]
+        assert panel.get("description", "").strip(), f"{title}: no description"
+        assert defaults.get("unit"), f"{title}: no unit"
+        assert "decimals" in defaults, f"{title}: no decimals"
+        assert defaults.get("thresholds", {}).get("steps"), f"{title}: no thresholds"
+        assert panel["targets"], f"{title}: no query"
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, title
+
+
+def test_leading_indicators_has_platform_variable() -> None:
+    variables = {v["name"]: v for v in boards()[LEADING]["templating"]["list"]}
+    platform = variables["platform"]
+    assert platform["type"] == "query"
+    assert platform["query"] == "label_values(product_active_users, platform)"
+    assert platform["current"]["value"] == "all"
+    assert variables["window"]["current"]["value"] == "24h"
+
+
+def test_leading_timeseries_have_last_week_overlay() -> None:
+    for panel in content_panels(boards()[LEADING]):
+        if panel["type"] != "timeseries":
+            continue
+        exprs = [t["expr"] for t in panel["targets"]]
+        now = [e for e in exprs if " offset 1w" not in e]
+        last_week = [e for e in exprs if " offset 1w" in e]
+        assert now and len(now) == len(last_week), panel["title"]
+        for expr in now:
+            assert any(lw.replace(" offset 1w", "") == expr for lw in last_week), expr
+        dashed = [
+            o
+            for o in panel["fieldConfig"]["overrides"]
+            if o["matcher"]["id"] == "byRegexp"
+            and "last week" in o["matcher"]["options"]
+            and any(
+                p["id"] == "custom.lineStyle" and p["value"]["fill"] == "dash"
+                for p in o["properties"]
+            )
+        ]
+        assert dashed, f"{panel['title']}: last-week series not dashed"
+        for target in panel["targets"]:
+            if " offset 1w" in target["expr"]:
+                assert re.search(dashed[0]["matcher"]["options"], target["legendFormat"])
+
+
+def test_leading_indicators_cover_the_brief() -> None:
+    exprs = " ".join(q.raw_expr for q in panel_queries() if q.dashboard == LEADING)
+    for needed in [
+        "product_active_users",
+        "product_stickiness_ratio",
+        "product_signups",
+        "product_activation_ratio",
+        'product_funnel_users{job="leadline", funnel="checkout"',
+        'product_funnel_conversion_ratio{job="leadline", funnel="checkout"',
+        "product_conversion_ratio",
+        "product_revenue",
+        "product_arpu",
+        "product_mrr{",
+        "product_mrr_movement",
+        "product_nps",
+        "product_csat",
+    ]:
+        assert needed in exprs, needed
+
+
+def test_pipeline_health_covers_the_brief() -> None:
+    exprs = " ".join(q.raw_expr for q in panel_queries() if q.dashboard == PIPELINE)
+    for needed in [
+        "rate(leadline_events_received_total",
+        "sum by (name) (rate(leadline_events_processed_total",
+        "sum by (reason) (rate(leadline_events_invalid_total",
+        "rate(leadline_events_duplicate_total",
+        "histogram_quantile(0.5, sum by (le) (rate(leadline_event_lag_seconds_bucket",
+        "histogram_quantile(0.9, sum by (le) (rate(leadline_event_lag_seconds_bucket",
+        "histogram_quantile(0.99, sum by (le) (rate(leadline_event_lag_seconds_bucket",
+        "leadline:watermark_age_seconds:by_instance",
+        'up{job="leadline"}',
+        "sum by (instance) (rate(leadline_events_processed_total",
+        "sum by (topic, partition) (leadline_consumer_lag",
+    ]:
+        assert needed in exprs, needed
+
+
+def test_product_gauges_use_max_and_health_metrics_sum() -> None:
+    for query in panel_queries():
+        for match in re.finditer(r"(?<![\w:])product_\w+\{", query.raw_expr):
+            before = query.raw_expr[: match.start()]
+            assert re.search(r"max by \([^)]*\) \($", before), f"{query}: product_* not max"
+        for match in re.finditer(r"rate\(leadline_\w+", query.raw_expr):
+            before = query.raw_expr[: match.start()]
+            assert re.search(r"sum( by \([^)]*\))? \($", before), f"{query}: rate not summed"
+
+
+# -------------------------------------------------------------------- metric names
+
+
+def test_spec_list_matches_spec_md() -> None:
+    path = spec.spec_path()
+    if path is None:
+        pytest.skip("SPEC.md not found beside the repository (../shared/SPEC.md)")
+    assert spec.spec_metric_names(path.read_text()) == set(spec.METRICS)
+
+
+def test_metric_name_parser() -> None:
+    expr = (
+        'histogram_quantile(0.9, sum by (le) (rate(a_bucket{job="x", le!="1"}[5m]))) '
+        '/ on (instance) group_left b:c:d offset 1w > bool 3 and time() - e{f="g h"}'
+    )
+    assert metric_names(expr) == {"a_bucket", "b:c:d", "e"}
+
+
+def test_panels_only_query_spec_metrics_and_recording_rules() -> None:
+    allowed = spec.series_names() | recording_rule_names()
+    for query in panel_queries():
+        unknown = metric_names(query.expr) - allowed
+        assert not unknown, f"{query}: not in SPEC nor a recording rule: {unknown}"
+
+
+def test_rules_only_query_spec_metrics_and_recording_rules() -> None:
+    allowed = spec.series_names() | recording_rule_names()
+    for rule in rule_expressions():
+        unknown = metric_names(rule.expr) - allowed
+        assert not unknown, f"{rule}: not in SPEC nor a recording rule: {unknown}"
+
+
+def test_panel_variables_all_substituted() -> None:
+    for query in panel_queries():
+        assert "$" not in query.expr and "[[" not in query.expr, query
+    with pytest.raises(KeyError):
+        substitute('x{a="$nope"}')
