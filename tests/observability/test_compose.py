@@ -142,6 +142,7 @@ def test_traffic_is_a_demo_profile_service() -> None:
     assert traffic["profiles"] == ["demo"]
     assert traffic["command"] == ["demo-traffic"]
     assert traffic["image"] == SERVICES["worker"]["image"]
+    assert traffic["pull_policy"] == "never" and "build" not in traffic
     for variable in env("traffic"):
         assert settings_field(variable) in Settings.model_fields, variable
 
