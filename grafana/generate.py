@@ -38,8 +38,10 @@ from grafana_foundation_sdk.builders import (
     timeseries,
 )
 from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DashboardLinkType,
@@ -257,7 +259,7 @@ class Layout:
         return self.next_id - 1
 
 
-def links(other_uid: str, other_title: str) -> list[dashboard.DashboardLink]:
+def links(other_uid: str, other_title: str) -> list[Builder[models.DashboardLink]]:
     return [
         dashboard.DashboardLink(other_title)
         .type(DashboardLinkType.LINK)

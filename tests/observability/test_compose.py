@@ -126,7 +126,7 @@ def test_worker_environment_is_exactly_the_real_settings() -> None:
 @pytest.mark.parametrize("service", ["worker", "traffic"])
 def test_leadline_environment_values_validate(service: str) -> None:
     values = {settings_field(k): v for k, v in env(service).items()}
-    settings = Settings(**values)
+    settings = Settings.model_validate(values)
     assert settings.broker_url == "kafka://kafka:9092"
     assert urlparse(settings.redis_url).hostname == "redis"
 
