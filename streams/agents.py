@@ -1,15 +1,21 @@
-"""The two batch agents: ``ingest`` (validate, re-key) and ``aggregate`` (dedupe, fold)."""
+"""The two batch agents: ``ingest`` (validate, re-key) and ``aggregate`` (dedupe, fold).
+
+Both receive whole fetches from :class:`streams.fastpath.BatchConsumer`, as a list
+of (partition, records). Their offsets are acked when they return.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import defaultdict
 from typing import TYPE_CHECKING, Any
+
+from faust.types import TP
 
 from events.model import Event
 from events.rejection import Rejection, dlq_envelope
+from streams.fastpath import Records
+from streams.publish import BatchPublisher, partition_for
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -19,69 +25,85 @@ log = logging.getLogger("leadline.agents")
 
 def register(worker: Worker, table: Any) -> None:
     app, settings, health = worker.app, worker.settings, worker.health
-    decoder = worker.decoder
+    decoder, store = worker.decoder, worker.store
+    # Subscribed and acked like agent topics, but delivered to the handlers below.
+    app.topics.add(worker.source)
+    app.topics.add(worker.by_user)
 
-    @app.agent(worker.source, name="ingest")
-    async def ingest(stream: Any) -> None:
-        # Straight to the producer, not through Faust's one-message-at-a-time send
-        # buffer (the bottleneck measured in DESIGN.md); the batch is acked only after
-        # every send is confirmed, so a crash replays it rather than losing it.
-        producer = app.producer
+    dlq_partitions: list[int] = []
+
+    async def ingest(batch: Records) -> set[TP]:
+        """Validate; rejects to the DLQ, valid events re-keyed by identity to the by-user topic.
+
+        Every send is confirmed before the batch is acked, so a crash replays, never loses.
+        """
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        if not dlq_partitions:  # the DLQ may pre-exist with its own partition count
+            dlq_partitions.append(len(await producer.partitions_for(settings.dlq_topic)))
+        out = BatchPublisher(producer)
         dlq_topic, user_topic = settings.dlq_topic, settings.by_user_topic
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_seconds):
-            now = time.time()
-            health.received += len(batch)
-            pending = []
-            for event in batch:
-                msg = event.message
-                result = decoder.decode(msg.value, now)
+        partitions = settings.partitions
+        now = time.time()
+        for tp, records in batch:
+            health.received += len(records)
+            for record in records:
+                result = decoder.decode(record.value, now)
                 if isinstance(result, Rejection):
                     health.invalid[result.reason.value] += 1
-                    log.debug("rejected %s/%s@%s: %s", msg.topic, msg.partition, msg.offset,
+                    log.debug("rejected %s/%s@%s: %s", tp.topic, tp.partition, record.offset,
                               result.error)
                     envelope = dlq_envelope(
-                        msg.value, msg.key, result, topic=msg.topic, partition=msg.partition,
-                        offset=msg.offset, rejected_at=now)
-                    pending.append(await producer.send(dlq_topic, msg.key, envelope,
-                                                       None, None, None))
+                        record.value, record.key, result, topic=tp.topic,
+                        partition=tp.partition, offset=record.offset, rejected_at=now)
+                    await out.add(dlq_topic, tp.partition % dlq_partitions[0], record.key,
+                                  envelope)
                 else:
-                    pending.append(await producer.send(user_topic, result.identity.encode(),
-                                                       result.encode(), None, None, None))
-            if pending:
-                await asyncio.gather(*pending)
+                    key = result.identity.encode()
+                    await out.add(user_topic, partition_for(key, partitions), key,
+                                  result.encode())
+        await out.flush()
+        return set()
 
-    @app.agent(worker.by_user, name="aggregate")
-    async def aggregate(stream: Any) -> None:
-        store = worker.store
-        label_name = None
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_seconds):
-            now = time.time()
-            touched: dict[int, int] = defaultdict(int)
-            for item in batch:
-                msg = item.message
-                p, offset = msg.partition, msg.offset
-                event = Event.decode(msg.value)
-                state = store.state(p)
-                if label_name is None:
-                    label_name = state.labels.name
-                if store.dedupers[p].is_duplicate(event.event_id, offset, now):
+    async def aggregate(batch: Records) -> set[TP]:
+        """Drop duplicates, fold events into their partition's cells, write each changed
+        cell once to the table and to the serving view."""
+        now = time.time()
+        touched, refused = [], set()
+        for tp, records in batch:
+            p = tp.partition
+            state = store.states.get(p)
+            if state is None:
+                # Not recovered (or no longer ours): never build state from nothing, or an
+                # empty cell could overwrite the owner's in the view. Fetched again later.
+                refused.add(tp)
+                continue
+            dedupe = store.dedupers[p]
+            label_name = state.labels.name
+            for record in records:
+                offset = record.offset
+                event = Event.decode(record.value)
+                if dedupe.is_duplicate(event.event_id, offset, now):
                     health.duplicates += 1
                     continue
                 state.fold(offset, event, now)
-                touched[p] += 1
                 health.processed[label_name(event.name)] += 1
                 health.observe_lag(max(0.0, now - event.ts))
                 if event.ts > health.watermark:
                     health.watermark = event.ts
-            for p in touched:
-                changed = store.flush(p, now)
-                if p in worker.republish:
-                    continue  # the maintenance timer republishes the whole partition
-                try:
-                    await worker.view.publish(p, changed)
-                    health.redis_up = 1
-                except Exception as exc:
-                    health.redis_up = 0
-                    health.redis_errors += 1
-                    worker.republish.add(p)
-                    log.warning("serving view write failed (partition %s): %s", p, exc)
+            touched.append(p)
+        for p in touched:
+            changed = store.flush(p, now)
+            if p in worker.republish:
+                continue  # the maintenance timer republishes the whole partition
+            try:
+                await worker.view.publish(p, changed)
+                health.redis_up = 1
+            except Exception as exc:
+                health.redis_up = 0
+                health.redis_errors += 1
+                worker.republish.add(p)
+                log.warning("serving view write failed (partition %s): %s", p, exc)
+        return refused
+
+    app.batch_handlers = {  # type: ignore[attr-defined]
+        settings.topic: ingest, settings.by_user_topic: aggregate}

@@ -31,6 +31,7 @@ from events.decoder import Decoder
 from serving.exposition import MetricsEndpoint
 from serving.health import Health
 from serving.view import ServingView
+from streams.fastpath import BatchTransport
 from streams.store import PartitionStore
 
 log = logging.getLogger("leadline")
@@ -80,6 +81,8 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
         table_standby_replicas=0,
         stream_buffer_maxsize=max(settings.batch_max * 2, 4096),
         broker_max_poll_records=settings.batch_max,
+        producer_linger_ms=20,
+        producer_max_batch_size=1024 * 1024,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -88,6 +91,8 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
         key_serializer="raw",
         value_serializer="raw",
     )
+    # Whole fetches to our batch handlers instead of Faust's per-message path.
+    app.transport = BatchTransport(app.conf.broker_consumer, app)
     source = app.topic(settings.topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,

@@ -86,6 +86,5 @@ def register(worker: Worker, table: Any) -> None:
             high = consumer.highwater(tp)
             position = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
             if high is not None:
-                done = position + 1 if position is not None else 0
-                lag[(tp.topic, tp.partition)] = max(0, high - done)
+                lag[(tp.topic, tp.partition)] = max(0, high - (position or 0))
         worker.health.consumer_lag = lag

@@ -34,12 +34,6 @@ class PartitionStore:
         self.states: dict[int, PartitionState] = {}
         self.dedupers: dict[int, Deduper] = {}
 
-    def state(self, p: int) -> PartitionState:
-        state = self.states.get(p)
-        if state is None:
-            state = self.states[p] = PartitionState(self.definitions)
-            self.dedupers[p] = Deduper()
-        return state
 
     def rebuild(self, owned: set[int]) -> set[int]:
         """Align in-memory states with the owned partitions, loading new ones from the table.
@@ -53,7 +47,8 @@ class PartitionStore:
         if not new:
             return set()
         for p in new:
-            self.state(p)
+            self.states[p] = PartitionState(self.definitions)
+            self.dedupers[p] = Deduper()
         loaded: dict[int, int] = defaultdict(int)
         for raw_key, value in list(self.table.data.items()):
             text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
