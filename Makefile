@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[embedded,test]'
 	touch $(STAMP)
 
-# promtool (Debian's prometheus package) is needed by the rule and config tests.
+# promtool + prometheus (Debian's prometheus) and amtool (prometheus-alertmanager) are
+# needed by the rule, config and end-to-end Prometheus tests.
 promtool:
-	@command -v promtool >/dev/null 2>&1 || { \
-	  echo "installing Debian's prometheus package (promtool, prometheus)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus and prometheus-alertmanager packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    prometheus prometheus-alertmanager >/dev/null; }
 
 demo: install
 	$(VENV)/bin/leadline demo
@@ -32,6 +34,10 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# Regenerate the committed Grafana dashboards from grafana/generate.py.
+dashboards: install
+	$(PY) grafana/generate.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
