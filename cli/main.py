@@ -53,9 +53,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         asyncio.run(ensure_topics(settings))
     except (ConnectionError, BrokerUnreachable) as exc:
         return _fail(str(exc), EXIT_UNREACHABLE)
+    import gc
+
     import faust
 
+    # The hot path allocates many short-lived containers per event; with the default
+    # gen-0 threshold (700) the collector doubled the per-event cost (measured with
+    # 200k events: fold 39.6 -> 20.6 us without GC). Collect less often, and keep
+    # everything alive at start-up out of full collections.
+    gc.set_threshold(10_000, 50, 1_000)
     worker = create_app(settings, definitions)
+    gc.freeze()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     faust_worker = faust.Worker(
         worker.app, loglevel=settings.log_level.upper(), quiet=True,

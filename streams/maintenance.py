@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ def register(worker: Worker, table: Any) -> None:
     async def on_recovered() -> None:
         owned = owned_partitions(worker)
         loaded = worker.store.rebuild(owned)
+        gc.freeze()  # recovered state is long-lived: keep it out of full collections
         worker.republish |= loaded
         await republish(worker, set(worker.republish))
         worker.ready = True
