@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from config.settings import Settings
+from streams.security import aiokafka_security
 from streams.topics import BrokerUnreachable
 
 
@@ -31,7 +32,8 @@ def key_of(line: bytes) -> bytes | None:
 async def send_lines(settings: Settings, lines: Iterable[bytes], topic: str) -> int:
     """Send every non-blank line unchanged (bad ones too: the worker dead-letters them)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
-                                linger_ms=5, max_request_size=2 * 1024 * 1024)
+                                linger_ms=5, max_request_size=2 * 1024 * 1024,
+                                **aiokafka_security(settings))
     try:
         await asyncio.wait_for(producer.start(), 15)
     except (TimeoutError, KafkaConnectionError, OSError) as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED = "embedded"
@@ -94,6 +94,33 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+    web_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain): serve `/metrics` over HTTPS."
+    )
+    web_key: Path | None = Field(default=None, description="PEM private key of `web_cert`.")
+    metrics_username: str | None = Field(
+        default=None, description="Basic-auth user required on `/metrics` (`/healthz` stays open)."
+    )
+    metrics_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _security_pairs(self) -> Settings:
+        """Half-configured security is an error at start-up, never a silent downgrade."""
+        if self.kafka_security_protocol.startswith("SASL_"):
+            for field in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+                if getattr(self, field) is None:
+                    raise ValueError(
+                        f"LEADLINE_{field.upper()}: required when LEADLINE_KAFKA_SECURITY_"
+                        f"PROTOCOL={self.kafka_security_protocol}")
+        for a, b in (("web_cert", "web_key"), ("metrics_username", "metrics_password")):
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                raise ValueError(f"LEADLINE_{a.upper()} and LEADLINE_{b.upper()}: "
+                                 "set both or neither")
+        for field in ("kafka_ssl_cafile", "web_cert", "web_key"):
+            path = getattr(self, field)
+            if path is not None and not path.is_file():
+                raise ValueError(f"LEADLINE_{field.upper()}: no such file: {path}")
+        return self
 
     @field_validator("broker")
     @classmethod
@@ -150,5 +177,8 @@ def load_settings(**overrides: Any) -> Settings:
         lines = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
-            lines.append(f"LEADLINE_{field.upper()}: {err['msg']}")
+            if field:
+                lines.append(f"LEADLINE_{field.upper()}: {err['msg']}")
+            else:  # a check across fields: its message names the variables
+                lines.append(str(err["msg"]).removeprefix("Value error, "))
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -80,6 +80,8 @@ class Health(Collector):
         yield lag
         yield GaugeMetricFamily("leadline_redis_up", "1 if the last Redis call succeeded.",
                                 value=self.redis_up)
+        yield GaugeMetricFamily("leadline_broker_up", "1 if the Kafka broker answered the "
+                                "last probe.", value=self.broker_up)
         yield CounterMetricFamily("leadline_redis_errors", "Failed Redis calls.",
                                   value=self.redis_errors)
         yield CounterMetricFamily("leadline_view_rebuilds", "Partitions republished to the "

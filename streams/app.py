@@ -32,6 +32,7 @@ from serving.exposition import MetricsEndpoint
 from serving.health import Health
 from serving.view import ServingView
 from streams.fastpath import BatchTransport
+from streams.security import faust_credentials, web_ssl_context
 from streams.store import PartitionStore
 
 log = logging.getLogger("leadline")
@@ -65,7 +66,7 @@ class Worker:
 
 def create_app(settings: Settings, definitions: Definitions) -> Worker:
     """Build the app; nothing connects until it is started."""
-    from streams import agents, maintenance, web  # wiring modules register on the app
+    from streams import agents, connectivity, maintenance, web  # they register on the app
 
     app = faust.App(
         settings.app_id,
@@ -87,6 +88,11 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        web_ssl_context=web_ssl_context(settings),
+        # Faust's built-in /table and /router pages would show state to anyone.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        broker_credentials=faust_credentials(settings),
         datadir=str(settings.data_dir),
         key_serializer="raw",
         value_serializer="raw",
@@ -123,4 +129,5 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
     agents.register(worker, table)
     maintenance.register(worker, table)
     web.register(worker)
+    connectivity.register(worker, settings.publish_interval)
     return worker

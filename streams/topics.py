@@ -8,6 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from config.settings import Settings
+from streams.security import aiokafka_security
 
 
 class BrokerUnreachable(RuntimeError):
@@ -16,7 +17,8 @@ class BrokerUnreachable(RuntimeError):
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000,
+        **aiokafka_security(settings),
     )
 
 

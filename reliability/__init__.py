@@ -1,0 +1,1 @@
+"""Reliability tooling: the soak run and helpers shared with the fault tests."""

@@ -1,0 +1,51 @@
+"""Is the broker answering? ``leadline_broker_up`` and one log line per change.
+
+Faust and aiokafka reconnect by themselves after a broker outage, but say little while
+they wait: a stalled broker (paused, partitioned away) keeps its TCP connections open
+and simply stops answering. A cheap ``ApiVersions`` request on the producer's client,
+with a short deadline, tells an SRE which side is stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from aiokafka.protocol.admin import ApiVersionRequest
+
+if TYPE_CHECKING:
+    from streams.app import Worker
+
+log = logging.getLogger("leadline.broker")
+
+
+async def probe(worker: Worker, timeout: float) -> bool:
+    """One round trip to a broker of the cluster within ``timeout`` seconds."""
+    try:
+        client = worker.app.producer._ensure_producer().client  # type: ignore[attr-defined]
+        node = client.get_random_node()
+        if node is None:
+            return False
+        await asyncio.wait_for(client.send(node, ApiVersionRequest()), timeout)
+    except Exception:  # not started yet, refused, timed out: all mean "not answering"
+        return False
+    return True
+
+
+def register(worker: Worker, interval: float) -> None:
+    app, health = worker.app, worker.health
+    down_since: list[float] = []
+
+    @app.timer(interval)
+    async def broker_probe() -> None:
+        up = await probe(worker, timeout=max(1.0, interval))
+        health.broker_up = int(up)
+        if not up and not down_since:
+            down_since.append(time.monotonic())
+            log.warning("Kafka broker not answering (%s); consuming resumes when it does",
+                        worker.settings.broker_url)
+        elif up and down_since:
+            log.warning("Kafka broker answering again after %.1fs",
+                        time.monotonic() - down_since.pop())
