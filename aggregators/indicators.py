@@ -2,24 +2,47 @@
 
 Input is every cell of every partition (in any order, duplicates of a key across
 partitions allowed); output is plain samples, so the Prometheus side stays thin.
-Ratios with a zero denominator are 0, never NaN, so alert expressions stay simple.
+Every series of the configured label sets is always present (zeros when there is no
+data), and ratios with a zero denominator are 0, never NaN, so alert expressions stay
+simple. Distinct counts are unions of sketches, never sums.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from aggregators import activation, subscriptions, surveys
 from aggregators.buckets import WindowPlan
 from aggregators.cells import Cell
+from aggregators.funnels import kind_of
 from aggregators.labels import ALL, OTHER, LabelSets
 from aggregators.money import MICROS
-from aggregators.partition import CONVERTERS, EVENTS, REVENUE, USERS, CellKey
+from aggregators.partition import (
+    ACTIVATION,
+    CONVERTERS,
+    CURRENT,
+    EVENTS,
+    FEATURES,
+    MRR_MOVES,
+    REFUNDS,
+    REVENUE,
+    SIGNUPS,
+    SUBSCRIPTIONS,
+    SURVEYS,
+    USERS,
+    CellKey,
+    is_distinct,
+)
 from aggregators.sketch import HyperLogLog, union
 from config.definitions import Definitions
 
 Labels = tuple[tuple[str, str], ...]
+
+TIME_TO_ACTIVATE = "product_time_to_activate_seconds"
+#: Histogram families: samples ``<name>_bucket`` (with ``le``), ``<name>_sum``, ``<name>_count``.
+HISTOGRAMS = frozenset({TIME_TO_ACTIVATE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +63,10 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else 0.0
 
 
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
 class Indicators:
     """Turns cells into samples for the configured windows and label sets."""
 
@@ -48,29 +75,49 @@ class Indicators:
         self.labels = LabelSets(definitions)
         self.platforms = (*self.labels.platforms, OTHER)
         self.currencies = (*self.labels.currencies, OTHER)
+        self.plans = (*self.labels.plans, OTHER)
         self.names = (*sorted(self.labels.names), OTHER)
         self.conversion = definitions.events.conversion
+        self.session = self.labels.name(definitions.events.session)
+        self.features = self.labels.features
+        self.funnels = {name: (kind_of(name), tuple(f.steps))
+                        for name, f in definitions.funnels.items()}
+        self.surveys = tuple(definitions.surveys)
+        self.longest = max(self.plan.windows, key=lambda w: self.plan.windows[w])
 
     def compute(self, cells: Iterable[tuple[CellKey, Cell]], now: float) -> list[Sample]:
         sketches: dict[tuple[str, str, str], list[HyperLogLog]] = defaultdict(list)
         sums: dict[tuple[str, str, str], int] = defaultdict(int)
+        current: dict[tuple[str, str], int] = defaultdict(int)
         windows = self.plan.windows
         res_of = self.plan.resolution_of
         for (kind, res, start), cell in cells:
+            if res == CURRENT:
+                for label, amount in cell.values.items():
+                    current[(kind, label)] += amount
+                continue
+            distinct = is_distinct(kind)
             for window, length in windows.items():
                 if res_of[window] != res or start < now - length:
                     continue
-                if kind in (USERS, CONVERTERS):
+                if distinct:
                     for label, hll in cell.values.items():
                         sketches[(kind, window, label)].append(hll)
                 else:
                     for label, amount in cell.values.items():
                         sums[(kind, window, label)] += amount
+
+        def count(kind: str, window: str, labels: Iterable[str]) -> float:
+            return union([h for label in labels for h in sketches.get((kind, window, label), [])
+                          ]).count()
+
         out: list[Sample] = []
+        emit = out.append
         active_all: dict[str, float] = {}
         for window in windows:
+            w = ("window", window)
             per_kind: dict[str, dict[str, float]] = {}
-            for kind in (USERS, CONVERTERS):
+            for kind in (USERS, CONVERTERS, SIGNUPS):
                 merged = {p: union(sketches.get((kind, window, p), [])) for p in self.platforms}
                 counts = {p: h.count() for p, h in merged.items()}
                 counts[ALL] = union(list(merged.values())).count()
@@ -78,28 +125,110 @@ class Indicators:
             active_all[window] = per_kind[USERS][ALL]
             for p in (*self.platforms, ALL):
                 active = per_kind[USERS][p]
-                out.append(Sample("product_active_users", (("window", window), ("platform", p)),
-                                  round(active)))
-                out.append(Sample("product_conversion_ratio",
-                                  (("window", window), ("platform", p)),
-                                  _ratio(round(per_kind[CONVERTERS][p]), round(active))))
+                emit(Sample("product_active_users", (w, ("platform", p)), round(active)))
+                emit(Sample("product_conversion_ratio", (w, ("platform", p)),
+                            _ratio(round(per_kind[CONVERTERS][p]), round(active))))
+                emit(Sample("product_signups", (w, ("platform", p)),
+                            round(per_kind[SIGNUPS][p])))
             for name in self.names:
-                out.append(Sample("product_events", (("window", window), ("name", name)),
-                                  sums.get((EVENTS, window, name), 0)))
-            out.append(Sample("product_conversions", (("window", window),),
-                              sums.get((EVENTS, window, self.conversion), 0)))
+                emit(Sample("product_events", (w, ("name", name)),
+                            sums.get((EVENTS, window, name), 0)))
+            emit(Sample("product_conversions", (w,),
+                        sums.get((EVENTS, window, self.conversion), 0)))
+            emit(Sample("product_sessions_per_user", (w,),
+                        _ratio(sums.get((EVENTS, window, self.session), 0),
+                               round(active_all[window]))))
             for currency in self.currencies:
                 revenue = _major(sums.get((REVENUE, window, currency), 0))
-                out.append(Sample("product_revenue", (("window", window), ("currency", currency)),
-                                  revenue))
-                out.append(Sample("product_arpu", (("window", window), ("currency", currency)),
-                                  _ratio(revenue, round(active_all[window]))))
+                emit(Sample("product_revenue", (w, ("currency", currency)), revenue))
+                emit(Sample("product_arpu", (w, ("currency", currency)),
+                            _ratio(revenue, round(active_all[window]))))
+                emit(Sample("product_refunds", (w, ("currency", currency)),
+                            _major(sums.get((REFUNDS, window, currency), 0))))
+            out += self._activation(window, sums)
+            out += self._funnels(window, count)
+            out += self._subscriptions(window, sums, current)
+            out += self._surveys(window, sums)
+            for feature in self.features:
+                emit(Sample("product_feature_users", (("feature", feature), w),
+                            round(count(FEATURES, window, [feature]))))
         if "24h" in windows and "30d" in windows:
+            users = {s.labels: s.value for s in out if s.metric == "product_active_users"}
             for p in (*self.platforms, ALL):
-                day = next(s.value for s in out if s.metric == "product_active_users"
-                           and s.labels == (("window", "24h"), ("platform", p)))
-                month = next(s.value for s in out if s.metric == "product_active_users"
-                             and s.labels == (("window", "30d"), ("platform", p)))
-                out.append(Sample("product_stickiness_ratio", (("platform", p),),
-                                  _ratio(day, month)))
+                day = users[(("window", "24h"), ("platform", p))]
+                month = users[(("window", "30d"), ("platform", p))]
+                emit(Sample("product_stickiness_ratio", (("platform", p),), _ratio(day, month)))
+        out += self._time_to_activate(sums)
+        for currency in self.currencies:
+            for plan in self.plans:
+                micros = current.get((SUBSCRIPTIONS, subscriptions.mrr_label(currency, plan)), 0)
+                emit(Sample("product_mrr", (("currency", currency), ("plan", plan)),
+                            _major(micros)))
+        return out
+
+    def _activation(self, window: str, sums: dict[tuple[str, str, str], int]) -> list[Sample]:
+        signed = sums.get((ACTIVATION, window, activation.SIGNUPS), 0)
+        activated = sums.get((ACTIVATION, window, activation.ACTIVATED), 0)
+        return [Sample("product_activation_ratio", (("window", window),),
+                       _ratio(activated, signed))]
+
+    def _time_to_activate(self, sums: dict[tuple[str, str, str], int]) -> list[Sample]:
+        """Histogram of signup -> first activation, over the signups of the longest window."""
+        window = self.longest
+        out, cumulative = [], 0
+        bounds = (*activation.TTA_BOUNDS, float("inf"))
+        for i, bound in enumerate(bounds):
+            cumulative += sums.get((ACTIVATION, window, f"tta:{i}"), 0)
+            out.append(Sample(f"{TIME_TO_ACTIVATE}_bucket", (("le", _le(bound)),), cumulative))
+        out.append(Sample(f"{TIME_TO_ACTIVATE}_sum", (),
+                          sums.get((ACTIVATION, window, activation.TTA_SUM), 0) / 1000))
+        out.append(Sample(f"{TIME_TO_ACTIVATE}_count", (), cumulative))
+        return out
+
+    def _funnels(
+        self, window: str, count: Callable[[str, str, list[str]], float]
+    ) -> list[Sample]:
+        out = []
+        for name, (kind, steps) in self.funnels.items():
+            first = 0
+            for i, step in enumerate(steps):
+                users = round(count(kind, window, [str(i)]))
+                if i == 0:
+                    first = users
+                labels = (("funnel", name), ("step", step), ("window", window))
+                out.append(Sample("product_funnel_users", labels, users))
+                out.append(Sample("product_funnel_conversion_ratio", labels,
+                                  _ratio(users, first)))
+        return out
+
+    def _subscriptions(
+        self, window: str, sums: dict[tuple[str, str, str], int],
+        current: dict[tuple[str, str], int],
+    ) -> list[Sample]:
+        out = []
+        for kind in subscriptions.MOVEMENT_KINDS:
+            for currency in self.currencies:
+                micros = sums.get((MRR_MOVES, window, f"{kind}:{currency}"), 0)
+                out.append(Sample("product_mrr_movement",
+                                  (("kind", kind), ("window", window), ("currency", currency)),
+                                  _major(micros)))
+        cancels = sums.get((MRR_MOVES, window, subscriptions.CANCELS), 0)
+        starts = sums.get((MRR_MOVES, window, subscriptions.STARTS), 0)
+        active_now = current.get((SUBSCRIPTIONS, subscriptions.ACTIVE), 0)
+        at_start = active_now - starts + cancels
+        out.append(Sample("product_subscription_churn_ratio", (("window", window),),
+                          _ratio(cancels, at_start)))
+        return out
+
+    def _surveys(self, window: str, sums: dict[tuple[str, str, str], int]) -> list[Sample]:
+        counts = {label: v for (kind, win, label), v in sums.items()
+                  if kind == SURVEYS and win == window}
+        out = []
+        for survey in self.surveys:
+            out.append(Sample("product_survey_responses", (("window", window), ("survey", survey)),
+                              surveys.responses(surveys.scores(counts, survey))))
+        out.append(Sample("product_nps", (("window", window),),
+                          surveys.nps(surveys.scores(counts, surveys.NPS))))
+        out.append(Sample("product_csat", (("window", window),),
+                          surveys.mean(surveys.scores(counts, surveys.CSAT))))
         return out

@@ -19,6 +19,10 @@ class LabelSets:
         self.platforms = tuple(definitions.labels.platform)
         self.currencies = tuple(definitions.labels.currency)
         self.names = definitions.known_names
+        self.plans = tuple(definitions.labels.plan)
+        self.features = tuple(definitions.features)
+        self._plan = frozenset(self.plans)
+        self._feature = frozenset(self.features)
         self._platform = {p.lower(): p for p in self.platforms}
         self._currency = frozenset(self.currencies)
 
@@ -32,3 +36,10 @@ class LabelSets:
 
     def name(self, value: str) -> str:
         return value if value in self.names else OTHER
+
+    def plan(self, value: str) -> str:
+        return value if value in self._plan else OTHER
+
+    def feature(self, value: str) -> str | None:
+        """Only configured features are counted at all (there is no ``other`` feature)."""
+        return value if value in self._feature else None

@@ -2,17 +2,31 @@
 
 ``fold`` applies one event in offset order; ``take_dirty`` hands over every cell
 changed since the last call, encoded, so a batch writes each cell once.
-Each event updates a given cell at most once (one label per kind per event), which is
-what lets a single offset stamp per cell decide "already applied".
+Each event updates a given cell at most once (all of its labels of that cell in one
+step), which is what lets a single offset stamp per cell decide "already applied".
+
+Most kinds depend on the event alone. Activation, funnels and subscriptions join a
+user's events: their state (``aggregators/users.py``) decides what the event adds,
+possibly to other buckets than the event's own, and is handed over by
+``take_dirty_users`` to be written *after* the cells (see ``streams/store.py``).
 """
 
 from __future__ import annotations
 
-from aggregators.buckets import WindowPlan
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from aggregators import activation, subscriptions, surveys
+from aggregators.activation import ActivationRule
+from aggregators.buckets import DAY, WindowPlan
 from aggregators.cells import Cell
+from aggregators.funnels import KIND_PREFIX as FUNNEL_PREFIX
+from aggregators.funnels import FunnelRule
 from aggregators.labels import LabelSets
 from aggregators.money import to_micros
 from aggregators.sketch import _Q, _RANK_MASK, HyperLogLog, hash64
+from aggregators.subscriptions import SubscriptionRule
+from aggregators.users import Deltas, UserState, to_ms
 from config.definitions import Definitions
 from events.model import Event
 
@@ -23,7 +37,20 @@ USERS = "users"            # distinct active users, by platform
 CONVERTERS = "converters"  # distinct users with a conversion event, by platform
 EVENTS = "events"          # valid events, by name
 REVENUE = "revenue"        # purchase amounts in micro-units, by currency
-DISTINCT_KINDS = frozenset({USERS, CONVERTERS})
+SIGNUPS = "signups"        # distinct users with a signup event, by platform
+REFUNDS = "refunds"        # refund amounts in micro-units, by currency
+FEATURES = "features"      # distinct users of each configured feature
+SURVEYS = surveys.KIND     # responses by survey and score
+ACTIVATION = activation.KIND          # by first-signup bucket (aggregators/activation.py)
+MRR_MOVES = subscriptions.MOVES       # by event bucket (aggregators/subscriptions.py)
+SUBSCRIPTIONS = subscriptions.CURRENT  # unbucketed: the latest state of every user
+DISTINCT_KINDS = frozenset({USERS, CONVERTERS, SIGNUPS, FEATURES})
+#: The resolution (and bucket start) of unbucketed cells: never expire, in no window.
+CURRENT = 0
+
+
+def is_distinct(kind: str) -> bool:
+    return kind in DISTINCT_KINDS or kind.startswith(FUNNEL_PREFIX)
 
 
 def key_text(key: CellKey) -> str:
@@ -35,8 +62,44 @@ def parse_key(text: str) -> CellKey:
     return kind, int(res), int(start)
 
 
+@dataclass(slots=True)
+class _Role:
+    """What an event name means (one name may mean several things)."""
+
+    signup: bool = False
+    activation: bool = False
+    steps: list[tuple[FunnelRule, int]] = field(default_factory=list)
+    subscription: str | None = None  # "active" (started/changed) or "cancel"
+    refund: bool = False
+    feature: bool = False
+    survey: str | None = None
+
+    @property
+    def stateful(self) -> bool:
+        return bool(self.signup or self.activation or self.steps or self.subscription)
+
+
+def _roles(definitions: Definitions) -> dict[str, _Role]:
+    e = definitions.events
+    roles: dict[str, _Role] = defaultdict(_Role)
+    roles[e.signup].signup = True
+    roles[e.activation].activation = True
+    for name, funnel in definitions.funnels.items():
+        rule = FunnelRule(name, funnel)
+        for i, step in enumerate(funnel.steps):
+            roles[step].steps.append((rule, i))
+    roles[e.subscription_started].subscription = "active"
+    roles[e.subscription_changed].subscription = "active"
+    roles[e.subscription_cancelled].subscription = "cancel"
+    roles[e.refund].refund = True
+    roles[e.feature].feature = True
+    for name, survey in definitions.surveys.items():
+        roles[survey.event].survey = name
+    return dict(roles)
+
+
 class PartitionState:
-    """Cells of one partition, plus which of them changed since the last flush."""
+    """Cells and per-user state of one partition, plus what changed since the last flush."""
 
     def __init__(self, definitions: Definitions) -> None:
         self.plan = WindowPlan(definitions.window_seconds)
@@ -44,12 +107,28 @@ class PartitionState:
         self._resolutions = [(r, self.plan.horizon(r)) for r in self.plan.resolutions]
         self._conversion = definitions.events.conversion
         self._purchase = definitions.events.purchase
+        self._roles = _roles(definitions)
+        self._activation = ActivationRule(definitions.activation.within_seconds)
+        self._subscriptions = SubscriptionRule(self.labels.currency)
         self.cells: dict[CellKey, Cell] = {}
         self._dirty: set[CellKey] = set()
+        # identity -> encoded UserState (at rest); decoded ones of the current batch
+        self.users: dict[str, bytes] = {}
+        self._decoded: dict[str, UserState] = {}
+        self._dirty_users: set[str] = set()
+        longest = max(self.plan.horizon(r) for r in self.plan.resolutions)
+        #: Per-user times older than now - this (s) can only touch buckets no window shows.
+        self.user_horizon = longest + DAY
+        #: First signups are remembered this long (so a repeat signup is not a new one).
+        self.signup_horizon = longest + definitions.activation.within_seconds + DAY
 
     def load(self, key: CellKey, data: bytes) -> None:
         """Restore a cell from its encoded form (changelog recovery)."""
         self.cells[key] = Cell.decode(data)
+
+    def load_user(self, identity: str, data: bytes) -> None:
+        """Restore a user's state from its encoded form (changelog recovery)."""
+        self.users[identity] = data
 
     def fold(self, offset: int, event: Event, now: float) -> None:
         """Apply one event (at ``offset`` of this partition) to every cell it touches."""
@@ -62,6 +141,18 @@ class PartitionState:
         if event.name == self._purchase and event.props:
             revenue = (self.labels.currency(event.props["currency"]),
                        to_micros(event.props["amount"]))
+        role = self._roles.get(event.name)
+        signup = False
+        refund = feature = survey = None
+        if role is not None:
+            props = event.props or {}
+            signup = role.signup
+            if role.refund and "amount" in props and "currency" in props:
+                refund = (self.labels.currency(props["currency"]), to_micros(props["amount"]))
+            if role.feature and "feature" in props:
+                feature = self.labels.feature(props["feature"])
+            if role.survey is not None and "score" in props:
+                survey = surveys.label(role.survey, props["score"])
         ts = event.ts
         for res, horizon in self._resolutions:
             start = int(ts // res) * res
@@ -73,6 +164,114 @@ class PartitionState:
                 self._register(CONVERTERS, res, start, platform, offset, idx, rank)
             if revenue is not None:
                 self._add(REVENUE, res, start, revenue[0], offset, revenue[1])
+            if role is None:
+                continue
+            if signup:
+                self._register(SIGNUPS, res, start, platform, offset, idx, rank)
+            if refund is not None:
+                self._add(REFUNDS, res, start, refund[0], offset, refund[1])
+            if feature is not None:
+                self._register(FEATURES, res, start, feature, offset, idx, rank)
+            if survey is not None:
+                self._add(SURVEYS, res, start, survey, offset, 1)
+        if role is not None and role.stateful:
+            self._fold_user(offset, event, role, now, idx, rank)
+
+    def _fold_user(
+        self, offset: int, event: Event, role: _Role, now: float, idx: int, rank: int
+    ) -> None:
+        identity = event.identity
+        user = self._user(identity)
+        if user is None:
+            user = UserState()
+        elif user.stamp >= offset:
+            return  # replayed: the user's record was written after every cell it touched
+        t = to_ms(event.ts)
+        out = Deltas()
+        changed = False
+        if role.signup or role.activation:
+            comp = self._activation.apply(user.activation, t, role.signup, role.activation, out)
+            if comp is not None:
+                user.activation, changed = comp, True
+        for rule, step in role.steps:
+            funnels = user.funnels or {}
+            times = rule.apply(funnels.get(rule.name), step, t, out)
+            if times is not None:
+                funnels[rule.name] = times
+                user.funnels, changed = funnels, True
+        if role.subscription is not None:
+            props = event.props or {}
+            if role.subscription == "cancel":
+                sub = [t, event.event_id, None, None, 0]
+            elif {"currency", "plan", "mrr"} <= props.keys():
+                sub = [t, event.event_id, props["currency"], self.labels.plan(props["plan"]),
+                       to_micros(props["mrr"])]
+            else:
+                sub = None
+            if sub is not None:
+                comp = self._subscriptions.apply(user.subs, sub, out)
+                if comp is not None:
+                    user.subs, changed = comp, True
+        if not changed:
+            return
+        user.stamp = offset
+        self._decoded[identity] = user
+        self._dirty_users.add(identity)
+        if out:
+            self._apply(out, offset, now, idx, rank)
+
+    def _user(self, identity: str) -> UserState | None:
+        user = self._decoded.get(identity)
+        if user is None:
+            data = self.users.get(identity)
+            if data is None:
+                return None
+            user = self._decoded[identity] = UserState.decode(data)
+        return user
+
+    def _apply(self, out: Deltas, offset: int, now: float, idx: int, rank: int) -> None:
+        """Place a user's deltas in the buckets of every resolution; each cell once."""
+        sums: dict[CellKey, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        marks: dict[CellKey, set[str]] = defaultdict(set)
+        for (kind, t), labels in out.sums.items():
+            for res, horizon in self._resolutions:
+                start = t // (res * 1000) * res
+                if start >= now - horizon:
+                    acc = sums[(kind, res, start)]
+                    for label, v in labels.items():
+                        acc[label] += v
+        for kind, labels in out.current.items():
+            acc = sums[(kind, CURRENT, CURRENT)]
+            for label, v in labels.items():
+                acc[label] += v
+        for (kind, t), names in out.marks.items():
+            for res, horizon in self._resolutions:
+                start = t // (res * 1000) * res
+                if start >= now - horizon:
+                    marks[(kind, res, start)] |= names
+        for key, deltas in sums.items():
+            if not any(deltas.values()):
+                continue
+            cell = self._cell(key, offset)
+            if cell is None:
+                continue
+            values = cell.values
+            for label, v in deltas.items():
+                total = values.get(label, 0) + v
+                if total:
+                    values[label] = total
+                else:
+                    values.pop(label, None)
+        for key, names in marks.items():
+            cell = self._cell(key, offset)
+            if cell is None:
+                continue
+            for label in names:
+                hll = cell.values.get(label)
+                if hll is None:
+                    hll = cell.values[label] = HyperLogLog()
+                if hll.registers[idx] < rank:
+                    hll.registers[idx] = rank
 
     def _cell(self, key: CellKey, offset: int) -> Cell | None:
         cell = self.cells.get(key)
@@ -109,9 +308,64 @@ class PartitionState:
         self._dirty.clear()
         return out
 
+    def take_dirty_users(self) -> dict[str, tuple[int, bytes]]:
+        """Users changed since the last call: identity -> (offset stamp, encoded state).
+
+        Must be written after the cells of the same :meth:`take_dirty`.
+        """
+        out = {}
+        for identity in self._dirty_users:
+            user = self._decoded[identity]
+            data = self.users[identity] = user.encode()
+            out[identity] = (user.stamp, data)
+        self._dirty_users.clear()
+        self._decoded.clear()
+        return out
+
+    def prune_users(self, now: float) -> dict[str, bytes | None]:
+        """Forget per-user times no visible bucket can depend on any more.
+
+        Returns identity -> new encoded state (stamp unchanged), or None when the user
+        has nothing left. Users with changes not yet taken are left for the next call.
+        """
+        time_cutoff = to_ms(now - self.user_horizon)
+        signup_cutoff = to_ms(now - self.signup_horizon)
+        out: dict[str, bytes | None] = {}
+        for identity, data in self.users.items():
+            if identity in self._dirty_users:
+                continue
+            user = UserState.decode(data)
+            changed = False
+            if user.activation is not None:
+                act = ActivationRule.prune(user.activation, signup_cutoff, time_cutoff)
+                changed |= act is not user.activation
+                user.activation = act
+            if user.funnels:
+                funnels = {}
+                for name, times in user.funnels.items():
+                    kept = FunnelRule.prune(times, time_cutoff)
+                    changed |= kept is not times
+                    if kept is not None:
+                        funnels[name] = kept
+                user.funnels = funnels or None
+            if user.subs is not None:
+                subs = SubscriptionRule.prune(user.subs, time_cutoff)
+                changed |= subs is not user.subs
+                user.subs = subs
+            if changed:
+                out[identity] = None if user.is_empty() else user.encode()
+        for identity, new in out.items():
+            self._decoded.pop(identity, None)
+            if new is None:
+                del self.users[identity]
+            else:
+                self.users[identity] = new
+        return out
+
     def expired(self, now: float) -> list[CellKey]:
         """Remove and return the cells no window can reach any more."""
-        gone = [k for k in self.cells if self.plan.is_expired(k[1], k[2], now)]
+        gone = [k for k in self.cells
+                if k[1] != CURRENT and self.plan.is_expired(k[1], k[2], now)]
         for key in gone:
             del self.cells[key]
             self._dirty.discard(key)

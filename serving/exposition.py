@@ -7,10 +7,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from aggregators.indicators import Indicators, Sample
+from aggregators.indicators import HISTOGRAMS, Indicators, Sample
 from serving.health import Health
 from serving.view import ServingView
 
@@ -22,6 +22,28 @@ HELP = {
     "product_conversion_ratio": "Distinct converting users / distinct active users.",
     "product_revenue": "Sum of purchase amounts in the window, in the currency's major unit.",
     "product_arpu": "Revenue / active users (all platforms) in the window.",
+    "product_signups": "Distinct users with a signup event in the window (HLL, ~1% error).",
+    "product_activation_ratio": "Of the users whose first signup is in the window, the share "
+                                "with an activation event within activation.within after it.",
+    "product_time_to_activate_seconds": "Signup -> first activation (within activation.within), "
+                                        "users whose first signup is in the longest window. "
+                                        "A snapshot: never rate() it.",
+    "product_funnel_users": "Distinct users who entered the funnel in the window and reached "
+                            "this step in order within the funnel's conversion window.",
+    "product_funnel_conversion_ratio": "Funnel users at this step / funnel users at the first "
+                                       "step, same window.",
+    "product_refunds": "Sum of refund amounts in the window, in the currency's major unit.",
+    "product_mrr": "Monthly recurring revenue of current subscriptions (latest subscription "
+                   "event of each user by event time), major unit.",
+    "product_mrr_movement": "MRR change in the window by kind: new, expansion, contraction, "
+                            "churn (major unit, >= 0).",
+    "product_subscription_churn_ratio": "Cancellations in the window / subscriptions active "
+                                        "at the window's start.",
+    "product_nps": "Net promoter score of the window's NPS responses: % 9-10 - % 0-6.",
+    "product_csat": "Mean CSAT score of the window's responses.",
+    "product_survey_responses": "Survey responses in the window, by survey.",
+    "product_feature_users": "Distinct users of each configured feature in the window (HLL).",
+    "product_sessions_per_user": "Session events / active users (all platforms) in the window.",
 }
 
 
@@ -33,8 +55,19 @@ class ProductCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         by_metric: dict[str, list[Sample]] = defaultdict(list)
+        histograms: dict[str, list[Sample]] = defaultdict(list)
         for s in self.samples:
-            by_metric[s.metric].append(s)
+            base = s.metric.rsplit("_", 1)[0]
+            if base in HISTOGRAMS:
+                histograms[base].append(s)
+            else:
+                by_metric[s.metric].append(s)
+        for metric, samples in histograms.items():
+            buckets = [(dict(s.labels)["le"], s.value) for s in samples
+                       if s.metric.endswith("_bucket")]
+            total = next(s.value for s in samples if s.metric.endswith("_sum"))
+            yield HistogramMetricFamily(metric, HELP.get(metric, metric), buckets=buckets,
+                                        sum_value=total)
         for metric, samples in by_metric.items():
             family = GaugeMetricFamily(metric, HELP.get(metric, metric),
                                        labels=[k for k, _ in samples[0].labels])

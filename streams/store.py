@@ -2,10 +2,19 @@
 
 Every changed cell is written to the ``state`` table once per batch (one changelog
 record to the changelog partition of the by-user partition it belongs to), and
-every batch's first-seen event ids as one record. After a rebalance or a crash the
-table is recovered from its changelog by Faust, and the in-memory states are
-rebuilt from it; cell stamps make the replay of not-yet-committed events exact.
-Table keys: ``{p}|c|{kind}/{res}/{start}`` for cells, ``{p}|d|{hour}|{offset}`` for ids.
+every batch's first-seen event ids as one record, then every changed user's state
+(``aggregators/users.py``). After a rebalance or a crash the table is recovered from
+its changelog by Faust, and the in-memory states are rebuilt from it; stamps make the
+replay of not-yet-committed events exact.
+Table keys: ``{p}|c|{kind}/{res}/{start}`` for cells, ``{p}|d|{hour}|{offset}`` for ids,
+``{p}|u|{identity}`` for user states.
+
+Why the write order matters: a partition's changelog records become durable as a
+prefix of the order they were sent in. A user record is sent after the cells of its
+batch, so a restored user whose stamp is >= an offset proves that every cell that
+offset touched holds it (the whole event is skipped on replay); a user restored with
+an older stamp re-derives exactly what the event adds, and cell stamps skip the cells
+that already hold it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,14 @@ def cell_table_key(p: int, key: CellKey) -> bytes:
     return f"{p}|c|{key_text(key)}".encode()
 
 
+def user_table_key(p: int, identity: str) -> bytes:
+    return f"{p}|u|{identity}".encode()
+
+
+#: How often per-user state is swept for times no window can show any more (s).
+USER_PRUNE_INTERVAL = 3600.0
+
+
 class PartitionStore:
     """In-memory working state of the partitions this worker owns."""
 
@@ -33,7 +50,7 @@ class PartitionStore:
         self.table = table
         self.states: dict[int, PartitionState] = {}
         self.dedupers: dict[int, Deduper] = {}
-
+        self._pruned_at: dict[int, float] = {}
 
     def rebuild(self, owned: set[int]) -> set[int]:
         """Align in-memory states with the owned partitions, loading new ones from the table.
@@ -43,6 +60,7 @@ class PartitionStore:
         for p in set(self.states) - owned:
             del self.states[p]
             del self.dedupers[p]
+            self._pruned_at.pop(p, None)
         new = owned - set(self.states)
         if not new:
             return set()
@@ -58,6 +76,8 @@ class PartitionStore:
                 continue
             if kind == "c":
                 self.states[p].load(parse_key(rest), value)
+            elif kind == "u":
+                self.states[p].load_user(rest, value)
             else:
                 self.dedupers[p].load_chunk(int(rest.split("|")[0]), value)
             loaded[p] += 1
@@ -65,7 +85,10 @@ class PartitionStore:
         return new
 
     def flush(self, p: int, now: float) -> dict[CellKey, tuple[int, bytes]]:
-        """Write partition ``p``'s changed cells and new ids to the table; return the cells."""
+        """Write partition ``p``'s changed cells, new ids, then changed users; return the cells.
+
+        The order is what makes a restored user stamp trustworthy (see the module doc).
+        """
         state = self.states[p]
         changed = state.take_dirty()
         for key, (_, data) in changed.items():
@@ -74,11 +97,19 @@ class PartitionStore:
         if chunk is not None:
             hour = int(now // HOUR) * HOUR
             self._write(p, f"{p}|d|{hour}|{state_chunk_id(chunk)}".encode(), chunk)
+        for identity, (_, data) in state.take_dirty_users().items():
+            self._write(p, user_table_key(p, identity), data)
         return changed
 
     def expire(self, p: int, now: float) -> list[CellKey]:
-        """Drop cells and id generations past their horizon (tombstones in the changelog)."""
-        gone = self.states[p].expired(now)
+        """Drop cells, id generations and per-user times past their horizon (tombstones).
+
+        Users are swept at most every ``USER_PRUNE_INTERVAL`` (a pass decodes them all);
+        a user with changes not yet flushed is left for the next sweep, so a pruned
+        record is never sent before the cells of the batch that changed it.
+        """
+        state = self.states[p]
+        gone = state.expired(now)
         for key in gone:
             self._write(p, cell_table_key(p, key), None)
         dropped_hours = set(self.dedupers[p].expire(now))
@@ -88,6 +119,10 @@ class PartitionStore:
                 text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
                 if text.startswith(prefix) and int(text.split("|")[2]) < now - RETENTION:
                     self._write(p, raw_key, None)
+        if now - self._pruned_at.get(p, 0.0) >= USER_PRUNE_INTERVAL:
+            self._pruned_at[p] = now
+            for identity, data in state.prune_users(now).items():
+                self._write(p, user_table_key(p, identity), data)
         return gone
 
     def _write(self, p: int, key: bytes, value: bytes | None) -> None:
@@ -101,3 +136,4 @@ class PartitionStore:
 def state_chunk_id(chunk: bytes) -> str:
     """A key suffix unique to the chunk: the offset of its first id."""
     return str(int.from_bytes(chunk[8:16], "little"))
+

@@ -1,0 +1,85 @@
+"""Per-user state: what a user's *past* events must be remembered for.
+
+Most metrics are a function of one event (its bucket, its label). A few join events
+of one user: activation (signup -> first activation), funnels (steps in order within
+the conversion window) and subscriptions (the change from the previous subscription
+state). Their state lives with the user's partition of the by-user topic, is kept in
+the partition's table like the cells, and is stamped with the highest source offset
+applied to it: a replayed event at or below the stamp is already in every cell it
+touched (user records are written after the cells of their batch, see
+``streams/store.py``), so it is skipped as a whole.
+
+At rest a user is one encoded record (a small JSON array); it is decoded when one of
+the user's events arrives. Times are integer milliseconds, so every comparison is exact
+and independent of how a timestamp was written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# Components, each owned by one module:
+#   activation: [signup_ms | None, [activation_ms, ...]]           (aggregators/activation.py)
+#   funnels:    {funnel name: [[step_0 ms...], [step_1 ms...], ...]} (aggregators/funnels.py)
+#   subs:       [floor, [[ts_ms, event_id, currency | None, plan, mrr_micros], ...]]
+#                                                                  (aggregators/subscriptions.py)
+
+
+@dataclass(slots=True)
+class UserState:
+    """One user's remembered events; ``stamp`` is the highest offset applied."""
+
+    stamp: int = -1
+    activation: list[Any] | None = None
+    funnels: dict[str, list[list[int]]] | None = None
+    subs: list[Any] | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps([self.stamp, self.activation, self.funnels, self.subs])
+
+    @classmethod
+    def decode(cls, data: bytes) -> UserState:
+        stamp, activation, funnels, subs = orjson.loads(data)
+        return cls(stamp, activation, funnels, subs)
+
+    def is_empty(self) -> bool:
+        return self.activation is None and not self.funnels and self.subs is None
+
+
+def to_ms(ts: float) -> int:
+    """Event time in whole milliseconds (exact for any millisecond-precision timestamp)."""
+    return round(ts * 1000)
+
+
+@dataclass(slots=True)
+class Deltas:
+    """The cell updates one event causes through a user's state.
+
+    Keyed by (cell kind, event time in ms) so the caller places them in the bucket of
+    every resolution; ``current`` holds updates of the unbucketed "now" cells.
+    Sums may be negative (a late event can change what an earlier one contributed).
+    """
+
+    sums: dict[tuple[str, int], dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    marks: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
+    current: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+
+    def add(self, kind: str, t_ms: int, label: str, amount: int) -> None:
+        if amount:
+            self.sums[(kind, t_ms)][label] += amount
+
+    def mark(self, kind: str, t_ms: int, label: str) -> None:
+        self.marks[(kind, t_ms)].add(label)
+
+    def add_current(self, kind: str, label: str, amount: int) -> None:
+        if amount:
+            self.current[kind][label] += amount
+
+    def __bool__(self) -> bool:
+        return bool(self.sums or self.marks or self.current)

@@ -1,0 +1,88 @@
+"""PartitionStore against a stand-in table: write order, recovery, expiry of users."""
+
+from __future__ import annotations
+
+import time
+
+from config.definitions import load_definitions
+from events.model import Event
+from streams.store import USER_PRUNE_INTERVAL, PartitionStore, user_table_key
+
+D = load_definitions()
+NOW = time.time()
+
+
+class Table:
+    """The two things PartitionStore uses of a Faust table: ``data`` and the changelog."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.sent: list[tuple[int, bytes, bytes | None]] = []
+
+    def send_changelog(self, p: int, key: bytes, value: bytes | None) -> None:
+        self.sent.append((p, key, value))
+
+
+def _store() -> tuple[PartitionStore, Table]:
+    table = Table()
+    store = PartitionStore(D, table)
+    store.rebuild({0, 1})
+    return store, table
+
+
+def _fold(store: PartitionStore, p: int, offset: int, ev: Event) -> None:
+    assert not store.dedupers[p].is_duplicate(ev.event_id, offset, NOW)
+    store.states[p].fold(offset, ev, NOW)
+
+
+def test_flush_sends_cells_then_ids_then_users() -> None:
+    store, table = _store()
+    _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
+    _fold(store, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
+    _fold(store, 0, 2, Event("e2", "u2", NOW - 3, "product_viewed", "ios"))
+    changed = store.flush(0, NOW)
+    kinds = [key.decode().split("|")[1] for _, key, _ in table.sent]
+    assert kinds == sorted(kinds, key="cdu".index)          # every c, then d, then every u
+    assert kinds.count("u") == 2 and kinds.count("d") == 1
+    assert {key for _, key, _ in table.sent if b"|c|" in key} == {
+        f"0|c|{k[0]}/{k[1]}/{k[2]}".encode() for k in changed}
+    assert all(p == 0 for p, _, _ in table.sent)
+
+
+def test_rebuild_restores_users_and_replay_skips_what_they_hold() -> None:
+    store, table = _store()
+    ev = Event("e0", "weird|id", NOW - 5, "signup", "web")
+    _fold(store, 1, 7, ev)
+    store.flush(1, NOW)
+    users = dict(store.states[1].users)
+    fresh = PartitionStore(D, table)
+    assert fresh.rebuild({1}) == {1}
+    assert fresh.states[1].users == users
+    fresh.states[1].fold(7, ev, NOW)                       # a replay of offset 7
+    assert fresh.states[1].take_dirty() == {}
+    assert fresh.states[1].take_dirty_users() == {}
+
+
+def test_expire_prunes_users_at_most_once_per_interval() -> None:
+    store, table = _store()
+    _fold(store, 0, 0, Event("e0", "old", NOW - 29 * 86400, "signup"))
+    _fold(store, 0, 1, Event("e1", "new", NOW - 60, "signup"))
+    store.flush(0, NOW)
+    later = NOW + 20 * 86400
+    table.sent.clear()
+    store.expire(0, later)
+    tombstones = [(key, value) for _, key, value in table.sent if b"|u|" in key]
+    assert tombstones == [(user_table_key(0, "old"), None)]
+    assert user_table_key(0, "old") not in table.data
+    assert user_table_key(0, "new") in table.data
+    table.sent.clear()
+    store.expire(0, later + USER_PRUNE_INTERVAL / 2)       # too soon for another sweep
+    assert not [key for _, key, _ in table.sent if b"|u|" in key]
+
+
+def test_losing_a_partition_forgets_its_users() -> None:
+    store, _ = _store()
+    _fold(store, 1, 0, Event("e0", "u", NOW, "signup"))
+    store.flush(1, NOW)
+    store.rebuild({0})
+    assert set(store.states) == {0}
