@@ -60,6 +60,11 @@ def timed_scrape(url: str, **kwargs: Any) -> tuple[Samples, float]:
     return parse(body.decode()), elapsed
 
 
+def sample(samples: Samples, metric: str, /, **labels: str) -> float:
+    """One sample's value (0 when absent); any label name, ``name`` included."""
+    return samples.get((metric, frozenset(labels.items())), 0.0)
+
+
 def series_count(samples: Samples, prefix: str = "") -> int:
     return sum(1 for name, _ in samples if name.startswith(prefix))
 

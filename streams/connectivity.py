@@ -35,17 +35,24 @@ async def probe(worker: Worker, timeout: float) -> bool:
 
 
 def register(worker: Worker, interval: float) -> None:
+    """Probe every ``interval`` seconds; two misses in a row count as down (no flapping
+    on one slow answer from a busy broker)."""
     app, health = worker.app, worker.health
+    misses = [0]
     down_since: list[float] = []
 
     @app.timer(interval)
     async def broker_probe() -> None:
-        up = await probe(worker, timeout=max(1.0, interval))
-        health.broker_up = int(up)
-        if not up and not down_since:
-            down_since.append(time.monotonic())
-            log.warning("Kafka broker not answering (%s); consuming resumes when it does",
-                        worker.settings.broker_url)
-        elif up and down_since:
-            log.warning("Kafka broker answering again after %.1fs",
-                        time.monotonic() - down_since.pop())
+        up = await probe(worker, timeout=interval * 0.8)
+        misses[0] = 0 if up else misses[0] + 1
+        if up:
+            health.broker_up = 1
+            if down_since:
+                log.warning("Kafka broker answering again after %.1fs",
+                            time.monotonic() - down_since.pop())
+        elif misses[0] >= 2:
+            health.broker_up = 0
+            if not down_since:
+                down_since.append(time.monotonic() - interval)
+                log.warning("Kafka broker not answering (%s); consuming resumes when it does",
+                            worker.settings.broker_url)

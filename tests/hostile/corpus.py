@@ -83,6 +83,9 @@ def cases(now: float) -> list[Case]:
     for size, expect in ((MAX_BYTES - 1, VALID), (MAX_BYTES, VALID), (MAX_BYTES + 1, "too_large")):
         i = next(n)
         out.append(Case(f"value of {size} bytes", _sized(i, now, size), expect))
+    i = next(n)
+    out.append(Case("value of 1,000,000 bytes: its DLQ envelope is larger than 1 MB",
+                    _sized(i, now, 1_000_000), "too_large"))
     add("event_id of 128 characters", VALID, event_id=f"{MARK}-" + "e" * 124)
     add("event_id of 129 characters", "schema", event_id=f"{MARK}-" + "e" * 125)
     add("user_id of 128 characters", VALID, user_id=f"{MARK}-" + "u" * 124)

@@ -1,0 +1,51 @@
+"""What the embedded broker (tansu 0.6) gets wrong that leadline's recovery depends on.
+
+Faust sizes changelog recovery with ListOffsets(LATEST) (``end_offsets``). tansu answers
+with the base offset of the partition's last record batch + 1 instead of the high
+watermark, so a worker that recovered a partition past that point and keeps it across
+the next rebalance fails Faust's consistency check (``ConsistencyError: The persisted
+offset for changelog topic partition ... is higher than the last offset in that topic``)
+and exits. Apache Kafka answers correctly; this pins the embedded broker's behaviour so a
+tansu upgrade that fixes it is noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from embedded.services import Service
+
+pytestmark = pytest.mark.slow
+
+
+async def _end_offset_after_one_batch(bootstrap: str, records: int) -> tuple[int, int]:
+    topic = f"hw-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await producer.start()
+    await consumer.start()
+    try:
+        futures = [await producer.send(topic, b"v", partition=0) for _ in range(records)]
+        last = (await asyncio.gather(*futures))[-1].offset
+        tp = TopicPartition(topic, 0)
+        return last + 1, (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (tansu 0.6, embedded broker): ListOffsets(LATEST) "
+                   "returns the last batch's base offset + 1, not the high watermark")
+def test_end_offsets_are_the_high_watermark(broker: Service) -> None:
+    watermark, reported = asyncio.run(
+        _end_offset_after_one_batch(f"127.0.0.1:{broker.port}", 10))
+    assert reported == watermark  # tansu: 1 instead of 10
