@@ -27,22 +27,6 @@ pytestmark = pytest.mark.slow
 PANELS = panel_queries()
 RECORDING = [r for r in rule_expressions() if r.kind == "record"]
 ALERTING = [r for r in rule_expressions() if r.kind == "alert"]
-# SPEC metrics of the catalog issue (#3), still being built. A query that needs one of
-# them is an expected failure only while the worker does not export that metric; as
-# soon as it does, the query must return data like every other.
-CATALOG = ("product_signups", "product_activation_ratio", "product_time_to_activate_seconds",
-           "product_funnel_users", "product_funnel_conversion_ratio", "product_refunds",
-           "product_mrr_movement", "product_mrr", "product_subscription_churn_ratio",
-           "product_nps", "product_csat", "product_survey_responses", "product_feature_users",
-           "product_sessions_per_user")
-
-
-def require_exported(expr: str, workers) -> None:  # type: ignore[no-untyped-def]
-    names = {n for (n, _), _v in workers[0].scrape().items()}
-    missing = [m for m in CATALOG if m in expr and not any(n.startswith(m) for n in names)]
-    if missing:
-        pytest.xfail(f"not exported yet (catalog issue): {missing}")
-
 
 @pytest.fixture(scope="module")
 def stack(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-def]
@@ -78,8 +62,7 @@ def stack(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-de
 
 @pytest.mark.parametrize("query", PANELS, ids=str)
 def test_every_panel_query_returns_data(stack, query) -> None:  # type: ignore[no-untyped-def]
-    prom, workers = stack
-    require_exported(query.expr, workers)
+    prom, _ = stack
     if query.historical:
         prom.query(query.expr)  # must be accepted; a fresh Prometheus has no week-old data
         return
@@ -88,8 +71,7 @@ def test_every_panel_query_returns_data(stack, query) -> None:  # type: ignore[n
 
 @pytest.mark.parametrize("rule", RECORDING, ids=str)
 def test_every_recording_rule_returns_data(stack, rule) -> None:  # type: ignore[no-untyped-def]
-    prom, workers = stack
-    require_exported(rule.expr, workers)
+    prom, _ = stack
     if rule.historical:
         prom.query(rule.expr)
         return
