@@ -20,7 +20,7 @@ they could serve is still in a visible bucket.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 
 from aggregators.users import Deltas
 from config.definitions import Funnel
@@ -55,7 +55,10 @@ class FunnelRule:
         return k
 
     def apply(self, times: Times | None, step: int, t: int, out: Deltas) -> Times | None:
-        """Times after a step event at ``t`` (None if nothing changed); new reach to ``out``."""
+        """Times after a step event at ``t`` (None if nothing changed); new reach to ``out``.
+
+        Updates ``times`` in place (and returns it) when it changes.
+        """
         if times is None or len(times) != len(self.steps):
             times = [[] for _ in self.steps]  # none yet, or the funnel's steps were redefined
         col = times[step]
@@ -70,8 +73,7 @@ class FunnelRule:
             lo, hi = bisect_left(entries, t - self.within_ms), bisect_right(entries, t)
             affected = entries[lo:hi]
             before = {e: self.reach(times, e) for e in affected}
-        times = [list(c) if j == step else c for j, c in enumerate(times)]
-        insort(times[step], t)
+        col.insert(i, t)
         for e in affected:
             reached = self.reach(times, e)
             for k in range(before[e] + 1, reached + 1):

@@ -105,6 +105,7 @@ class PartitionState:
         self.plan = WindowPlan(definitions.window_seconds)
         self.labels = LabelSets(definitions)
         self._resolutions = [(r, self.plan.horizon(r)) for r in self.plan.resolutions]
+        self._res_ms = [(r, r * 1000, h) for r, h in self._resolutions]
         self._conversion = definitions.events.conversion
         self._purchase = definitions.events.purchase
         self._roles = _roles(definitions)
@@ -186,7 +187,7 @@ class PartitionState:
             user = UserState()
         elif user.stamp >= offset:
             return  # replayed: the user's record was written after every cell it touched
-        t = to_ms(event.ts)
+        t = round(event.ts * 1000)  # users.to_ms, inlined: this runs per event
         out = Deltas()
         changed = False
         if role.signup or role.activation:
@@ -231,47 +232,78 @@ class PartitionState:
 
     def _apply(self, out: Deltas, offset: int, now: float, idx: int, rank: int) -> None:
         """Place a user's deltas in the buckets of every resolution; each cell once."""
-        sums: dict[CellKey, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        marks: dict[CellKey, set[str]] = defaultdict(set)
+        if len(out.sums) == 1 and not out.current and not out.marks:
+            # The common case (a signup, a subscription change at the end): one event
+            # time, so one cell per resolution and nothing to merge.
+            (kind, t), labels = next(iter(out.sums.items()))
+            for res, res_ms, horizon in self._res_ms:
+                start = t // res_ms * res
+                if start >= now - horizon:
+                    self._add_all((kind, res, start), offset, labels)
+            return
+        if len(out.marks) == 1 and not out.sums and not out.current:
+            (kind, t), names = next(iter(out.marks.items()))  # e.g. a funnel entry
+            for res, res_ms, horizon in self._res_ms:
+                start = t // res_ms * res
+                if start >= now - horizon:
+                    self._register_all((kind, res, start), offset, names, idx, rank)
+            return
+        sums: dict[CellKey, dict[str, int]] = {}
         for (kind, t), labels in out.sums.items():
-            for res, horizon in self._resolutions:
-                start = t // (res * 1000) * res
+            for res, res_ms, horizon in self._res_ms:
+                start = t // res_ms * res
                 if start >= now - horizon:
-                    acc = sums[(kind, res, start)]
-                    for label, v in labels.items():
-                        acc[label] += v
+                    key = (kind, res, start)
+                    acc = sums.get(key)
+                    if acc is None:
+                        sums[key] = dict(labels)
+                    else:
+                        for label, v in labels.items():
+                            acc[label] = acc.get(label, 0) + v
         for kind, labels in out.current.items():
-            acc = sums[(kind, CURRENT, CURRENT)]
-            for label, v in labels.items():
-                acc[label] += v
-        for (kind, t), names in out.marks.items():
-            for res, horizon in self._resolutions:
-                start = t // (res * 1000) * res
-                if start >= now - horizon:
-                    marks[(kind, res, start)] |= names
+            sums[(kind, CURRENT, CURRENT)] = labels
         for key, deltas in sums.items():
-            if not any(deltas.values()):
-                continue
-            cell = self._cell(key, offset)
-            if cell is None:
-                continue
-            values = cell.values
-            for label, v in deltas.items():
-                total = values.get(label, 0) + v
-                if total:
-                    values[label] = total
-                else:
-                    values.pop(label, None)
+            self._add_all(key, offset, deltas)
+        if not out.marks:
+            return
+        marks: dict[CellKey, set[str]] = {}
+        for (kind, t), names in out.marks.items():
+            for res, res_ms, horizon in self._res_ms:
+                start = t // res_ms * res
+                if start >= now - horizon:
+                    key = (kind, res, start)
+                    got = marks.get(key)
+                    marks[key] = names if got is None else got | names
         for key, names in marks.items():
-            cell = self._cell(key, offset)
-            if cell is None:
-                continue
-            for label in names:
-                hll = cell.values.get(label)
-                if hll is None:
-                    hll = cell.values[label] = HyperLogLog()
-                if hll.registers[idx] < rank:
-                    hll.registers[idx] = rank
+            self._register_all(key, offset, names, idx, rank)
+
+    def _add_all(self, key: CellKey, offset: int, deltas: dict[str, int]) -> None:
+        if not any(deltas.values()):
+            return
+        cell = self._cell(key, offset)
+        if cell is None:
+            return
+        values = cell.values
+        for label, v in deltas.items():
+            total = values.get(label, 0) + v
+            if total:
+                values[label] = total
+            else:
+                values.pop(label, None)
+
+    def _register_all(
+        self, key: CellKey, offset: int, names: set[str], idx: int, rank: int
+    ) -> None:
+        cell = self._cell(key, offset)
+        if cell is None:
+            return
+        values = cell.values
+        for label in names:
+            hll = values.get(label)
+            if hll is None:
+                hll = values[label] = HyperLogLog()
+            if hll.registers[idx] < rank:
+                hll.registers[idx] = rank
 
     def _cell(self, key: CellKey, offset: int) -> Cell | None:
         cell = self.cells.get(key)

@@ -16,8 +16,7 @@ and independent of how a timestamp was written.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -55,31 +54,41 @@ def to_ms(ts: float) -> int:
     return round(ts * 1000)
 
 
-@dataclass(slots=True)
 class Deltas:
     """The cell updates one event causes through a user's state.
 
     Keyed by (cell kind, event time in ms) so the caller places them in the bucket of
     every resolution; ``current`` holds updates of the unbucketed "now" cells.
     Sums may be negative (a late event can change what an earlier one contributed).
+    Plain dicts: this is built for every event that touches a user's state.
     """
 
-    sums: dict[tuple[str, int], dict[str, int]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    marks: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
-    current: dict[str, dict[str, int]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    __slots__ = ("current", "marks", "sums")
+
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, int], dict[str, int]] = {}
+        self.marks: dict[tuple[str, int], set[str]] = {}
+        self.current: dict[str, dict[str, int]] = {}
 
     def add(self, kind: str, t_ms: int, label: str, amount: int) -> None:
         if amount:
-            self.sums[(kind, t_ms)][label] += amount
+            labels = self.sums.get((kind, t_ms))
+            if labels is None:
+                labels = self.sums[(kind, t_ms)] = {}
+            labels[label] = labels.get(label, 0) + amount
 
     def mark(self, kind: str, t_ms: int, label: str) -> None:
-        self.marks[(kind, t_ms)].add(label)
+        labels = self.marks.get((kind, t_ms))
+        if labels is None:
+            labels = self.marks[(kind, t_ms)] = set()
+        labels.add(label)
 
     def add_current(self, kind: str, label: str, amount: int) -> None:
         if amount:
-            self.current[kind][label] += amount
+            labels = self.current.get(kind)
+            if labels is None:
+                labels = self.current[kind] = {}
+            labels[label] = labels.get(label, 0) + amount
 
     def __bool__(self) -> bool:
         return bool(self.sums or self.marks or self.current)

@@ -242,7 +242,7 @@ def test_exactly_the_expected_series(scenario: dict[str, Any]) -> None:
             expected.add(("product_arpu", (("window", w), ("currency", c))))
     for p in (*PLATFORMS, "all"):
         expected.add(("product_stickiness_ratio", (("platform", p),)))
-    metrics = {m for m, _ in expected}  # the catalog metrics: tests/aggregators/test_catalog_fold.py
+    metrics = {m for m, _ in expected}  # catalog metrics: tests/aggregators/test_catalog_fold.py
     assert {k for k in scenario["by_key"] if k[0] in metrics} == expected
 
 

@@ -181,7 +181,7 @@ def test_pruning_changes_nothing_after_the_cutoff(old: list[Sub], new: list[Sub]
                     moves[t][k] += v
             for kind, labels in out.current.items():
                 for k, v in labels.items():
-                    out_a.current[kind][k] += v
+                    out_a.add_current(kind, k, v)
         if history is comp:
             full = (_clean(moves), {k: dict(v) for k, v in out_a.current.items()})
         else:
