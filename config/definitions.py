@@ -196,6 +196,22 @@ class Definitions(_Strict):
     def _features(cls, v: list[str]) -> list[str]:
         return _label_values(v)
 
+    def semantic_errors(self) -> list[tuple[tuple[str, ...], str]]:
+        """Rules across fields, as (location, message): empty when the definitions hold."""
+        errors: list[tuple[tuple[str, ...], str]] = []
+        nps = self.surveys.get("nps")
+        if nps is not None and (nps.min, nps.max) != (0, 10):
+            errors.append((("surveys", "nps"),
+                           f"product_nps needs the 0..10 scale, got {nps.min}..{nps.max}"))
+        owner: dict[str, str] = {}
+        for name, survey in self.surveys.items():
+            if survey.event in owner:
+                errors.append((("surveys", name, "event"),
+                               f"{survey.event!r} is already the event of survey "
+                               f"{owner[survey.event]!r}"))
+            owner.setdefault(survey.event, name)
+        return errors
+
     @cached_property
     def window_seconds(self) -> dict[str, int]:
         """Window label -> length in seconds, in declared order."""
@@ -247,7 +263,7 @@ def parse_definitions(text: str, source: str = "<definitions>") -> Definitions:
     if not isinstance(data, dict):
         raise DefinitionsError(f"{source}:1: the definitions must be a mapping of sections")
     try:
-        return Definitions.model_validate(data)
+        definitions = Definitions.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -258,6 +274,12 @@ def parse_definitions(text: str, source: str = "<definitions>") -> Definitions:
                 msg = "unknown field"
             lines.append(f"{source}:{_line_of(root, loc) or 1}: {field}: {msg}")
         raise DefinitionsError("\n".join(lines)) from None
+    problems = definitions.semantic_errors()
+    if problems:
+        raise DefinitionsError("\n".join(
+            f"{source}:{_line_of(root, loc) or 1}: {'.'.join(loc)}: {msg}"
+            for loc, msg in problems))
+    return definitions
 
 
 def load_definitions(path: Path | None = None) -> Definitions:
