@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError
 
 from config.settings import Settings
 from streams.security import aiokafka_security
-from streams.topics import BrokerUnreachable
+from streams.topics import unreachable
 
 
 def key_of(line: bytes) -> bytes | None:
@@ -36,10 +36,10 @@ async def send_lines(settings: Settings, lines: Iterable[bytes], topic: str) -> 
                                 **aiokafka_security(settings))
     try:
         await asyncio.wait_for(producer.start(), 15)
-    except (TimeoutError, KafkaConnectionError, OSError) as exc:
-        raise BrokerUnreachable(
-            f"cannot reach the Kafka broker at {','.join(settings.bootstrap_servers)} "
-            f"(LEADLINE_BROKER={settings.broker}): {exc or type(exc).__name__}") from None
+    except Exception as exc:  # unreachable, TLS refused, SASL login refused (aiokafka: KeyError)
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise unreachable(settings, exc) from None
     sent = 0
     try:
         pending = []

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from config.settings import Settings
 from streams.security import aiokafka_security
@@ -13,6 +13,18 @@ from streams.security import aiokafka_security
 
 class BrokerUnreachable(RuntimeError):
     """The Kafka broker did not answer; the message says where we looked."""
+
+
+def unreachable(settings: Settings, exc: BaseException) -> BrokerUnreachable:
+    """The one-line error for a broker that cannot be reached or refuses the login."""
+    reason = str(exc) or type(exc).__name__
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        # aiokafka reports a refused SCRAM login as KeyError('v'), a bad certificate as SSLError
+        reason = (f"{type(exc).__name__}: {reason} (LEADLINE_KAFKA_SECURITY_PROTOCOL="
+                  f"{settings.kafka_security_protocol}: check the credentials / CA file)")
+    return BrokerUnreachable(
+        f"cannot reach the Kafka broker at {','.join(settings.bootstrap_servers)} "
+        f"(LEADLINE_BROKER={settings.broker}): {reason}")
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
@@ -31,11 +43,10 @@ async def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
     admin = _admin(settings)
     try:
         await asyncio.wait_for(admin.start(), timeout)
-    except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
-        raise BrokerUnreachable(
-            f"cannot reach the Kafka broker at {','.join(settings.bootstrap_servers)} "
-            f"(LEADLINE_BROKER={settings.broker}): {exc or type(exc).__name__}"
-        ) from None
+    except Exception as exc:  # refused, timed out, TLS or SASL refused (aiokafka: KeyError)
+        with contextlib.suppress(Exception):
+            await admin.close()
+        raise unreachable(settings, exc) from None
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.topic, settings.dlq_topic, settings.by_user_topic]
