@@ -99,6 +99,8 @@ def test_the_scenario_is_meaningful(run: dict[str, Any]) -> None:
     for kind in oc.MOVEMENTS:
         assert any(v for (name, labels), v in want.items()
                    if name == "product_mrr_movement" and ("kind", kind) in labels), kind
+    scores = {r.props["score"] for r in run["truth"].records if r.name == "nps_submitted"}
+    assert scores >= {0, 6, 7, 8, 9, 10}   # every NPS boundary
     both = [v for (name, labels), v in want.items() if name == "product_funnel_users"
             and ("step", "purchase") in labels and ("window", "30d") in labels]
     assert all(both) and len(both) == 2   # two funnels share the purchase step

@@ -1,0 +1,76 @@
+"""Per-user state stays small: the figure docs/metrics.md gives, as a regression test.
+
+Run as a script for the documented measurement over 100,000 users:
+``python -m tests.aggregators.test_user_memory 100000``.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import tracemalloc
+
+from aggregators.partition import PartitionState
+from config.definitions import load_definitions
+from events.model import Event
+
+D = load_definitions()
+NOW = time.time()
+
+
+def typical_user(i: int, rng: random.Random) -> list[Event]:
+    """Signup, activation, three checkout steps; one in five also subscribes."""
+    u = f"user-{i:08d}"
+    t = NOW - rng.uniform(0, 29 * 86400)
+    out = [Event(f"{u}-s", u, t, "signup", "web"),
+           Event(f"{u}-a", u, t + rng.uniform(10, 3600), "activation", "web")]
+    for j, name in enumerate(("product_viewed", "cart_added", "checkout_started")):
+        out.append(Event(f"{u}-f{j}", u, t + 100 + j * 60, name, "web"))
+    if i % 5 == 0:
+        out.append(Event(f"{u}-sub", u, t + 200, "subscription_started", "web",
+                         props={"plan": "pro", "mrr": 39.0, "currency": "USD"}))
+    return out
+
+
+def measure(users: int) -> tuple[float, float, float]:
+    """(bytes per user in PartitionState.users, + the Faust table's key and slot,
+    mean encoded record size)."""
+    rng = random.Random(1)
+    state = PartitionState(D)
+    offset = 0
+    for start in range(0, users, 1000):
+        for i in range(start, min(start + 1000, users)):
+            for ev in typical_user(i, rng):
+                state.fold(offset, ev, NOW)
+                offset += 1
+        state.take_dirty()
+        state.take_dirty_users()
+    assert len(state.users) == users
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        # an equal copy, built under tracemalloc: the identity strings, record bytes, dict
+        copy = {("x" + k)[1:]: bytes(bytearray(v)) for k, v in state.users.items()}
+        own = tracemalloc.get_traced_memory()[0] - base
+        table = {f"0|u|{k}".encode(): v for k, v in copy.items()}  # Faust's copy of the keys
+        with_table = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert len(table) == users
+    record = sum(len(v) for v in state.users.values()) / users
+    return own / users, with_table / users, record
+
+
+def test_a_tracked_user_costs_a_few_hundred_bytes() -> None:
+    own, with_table, record = measure(5_000)
+    assert record < 160
+    assert own < 320
+    assert with_table < 450
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    own, with_table, record = measure(n)
+    print(f"{n} users: {own:.0f} B/user in PartitionState.users, {with_table:.0f} B/user with "
+          f"the table's keys; encoded record {record:.0f} B")
