@@ -94,7 +94,8 @@ class PacedSender(threading.Thread):
     and is kept in ``error``.
     """
 
-    def __init__(self, bootstrap: str, topic: str, source: Callable[[float, int], list[Message]],
+    def __init__(self, bootstrap: str, topic: str,
+                 source: Callable[[float, int], Sequence[Message]],
                  rate: float, tick: float = 0.1, **client: Any) -> None:
         super().__init__(daemon=True, name="paced-sender")
         self.bootstrap, self.topic, self.source, self.rate = bootstrap, topic, source, rate

@@ -83,7 +83,7 @@ def test_sigterm_stops_within_10s_and_the_restart_replays_little(
     # Commits every 60 s: only the graceful stop itself can have committed the offsets.
     pipeline = Pipeline(broker, redis_server, tmp_path,
                         extra_env={"LEADLINE_COMMIT_INTERVAL": "60"})
-    messages, truth = generate(time.time(), seed=61, events=8000)
+    messages, truth = generate(time.time(), seed=61, events=5000)
     first = pipeline.worker("w1").start().wait_ready()
     pipeline.send(messages)
     wait_for(lambda: counts(first) == (len(messages), len(truth.events)), timeout=60,

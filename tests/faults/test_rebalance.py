@@ -146,7 +146,7 @@ def test_two_one_two_workers_under_load_never_dip_and_end_exact(
     broker: Service, redis_server: Service, tmp_path: Path
 ) -> None:
     pipeline = Pipeline(broker, redis_server, tmp_path)
-    messages, truth = generate(time.time(), seed=71, events=20000)
+    messages, truth = generate(time.time(), seed=71, events=16000)
     a = pipeline.worker("a").start()
     b = pipeline.worker("b").start()
     c = pipeline.worker("c")
@@ -166,7 +166,7 @@ def test_two_one_two_workers_under_load_never_dip_and_end_exact(
         live.append(c.start())  # 1 -> 2
         sender.join(60)
         assert sender.error is None and sender.sent == len(messages)
-        wait_for(lambda: exact(truth, a, c), timeout=40, what="both workers equal the oracle")
+        wait_for(lambda: exact(truth, a, c), timeout=30, what="both workers equal the oracle")
         poller.halt.set()
         poller.join(10)
         assert a.proc is not None and a.proc.poll() is None, "worker a must not crash"

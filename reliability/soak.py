@@ -1,0 +1,206 @@
+"""Soak: one worker under steady realistic traffic for a long time (``make soak``).
+
+Starts the embedded broker and Redis, one ``leadline worker`` and the demo traffic
+generator at a fixed rate (no time-of-day factor), and every ``--every`` seconds samples
+the worker's resident memory, how long ``/metrics`` takes to answer, consumer lag and
+counters. At the end it lets the worker drain and checks that nothing was lost:
+
+* every message sent was read (``leadline_events_received_total``), and every message
+  read was folded in, dropped as a duplicate or dead-lettered;
+* the worker kept up (consumer lag did not grow by a second of traffic per minute) and
+  drained (lag back to ~0 at the end);
+* scrape time stayed flat (median of the last quarter <= 2x the first quarter, + 50 ms);
+* memory: the RSS slope after the first quarter, in MiB per minute and bytes per event,
+  against ``--max-rss-mib-per-min``.
+
+Prints one line per sample and a summary, writes them as JSON (``--out``), and exits 1
+if a check fails. Not part of CI (30 minutes by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cli.traffic import TrafficGenerator  # noqa: E402
+from config.definitions import load_definitions  # noqa: E402
+from embedded import services  # noqa: E402
+from reliability.harness import PacedSender, fetch, rss_kib, sample, timed_scrape  # noqa: E402
+
+
+@dataclass
+class Point:
+    t: float  # seconds since traffic started
+    sent: int
+    received: float
+    folded: float
+    duplicates: float
+    invalid: float
+    lag: float
+    rss_mib: float
+    broker_rss_mib: float
+    scrape_ms: float
+
+
+def counters(samples: dict[Any, float]) -> tuple[float, float, float, float, float]:
+    folded = invalid = lag = 0.0
+    for (name, _), v in samples.items():
+        if name == "leadline_events_processed_total":
+            folded += v
+        elif name == "leadline_events_invalid_total":
+            invalid += v
+        elif name == "leadline_consumer_lag":
+            lag += v
+    return (sample(samples, "leadline_events_received_total"), folded,
+            sample(samples, "leadline_events_duplicate_total"), invalid, lag)
+
+
+def slope(points: list[Point], attr: str) -> float:
+    """Least-squares slope of ``attr`` per second."""
+    xs = [p.t for p in points]
+    ys = [getattr(p, attr) for p in points]
+    if len(xs) < 2:
+        return 0.0
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+
+
+def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
+        workdir: Path) -> dict[str, Any]:
+    broker_port, redis_port, web_port = (services.free_port() for _ in range(3))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")} | {
+        "LEADLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
+        "LEADLINE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "LEADLINE_WEB_PORT": str(web_port), "LEADLINE_DATA_DIR": str(workdir / "worker"),
+        "LEADLINE_APP_ID": "soak", "LEADLINE_SCRAPE_CACHE_SECONDS": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    url = f"http://127.0.0.1:{web_port}/metrics"
+    points: list[Point] = []
+    with services.stack(broker_port, redis_port, workdir) as (broker, _), \
+            (workdir / "worker.log").open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "from cli.main import main; main()", "worker"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(workdir))
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if fetch(f"http://127.0.0.1:{web_port}/healthz", timeout=2)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"worker did not start; see {workdir / 'worker.log'}")
+                time.sleep(0.5)
+            generator = TrafficGenerator(7, load_definitions())
+            sender = PacedSender(f"127.0.0.1:{broker_port}", "product-events",
+                                 generator.batch, rate)
+            sender.start()
+            started = time.monotonic()
+            assert broker.proc is not None
+            while time.monotonic() - started < minutes * 60:
+                time.sleep(every - (time.monotonic() - started) % every)
+                if sender.error is not None:
+                    raise SystemExit(f"sender failed: {sender.error!r}")
+                if worker.poll() is not None:
+                    raise SystemExit(f"worker exited {worker.returncode}; see {workdir}")
+                points.append(_point(started, sender.sent, url, worker.pid, broker.proc.pid))
+                print(json.dumps(asdict(points[-1])), flush=True)
+            sender.finish()
+            sent = sender.sent
+            drain = time.monotonic()
+            while time.monotonic() - drain < 120:  # let the worker catch up
+                received, folded, dups, invalid, _ = counters(timed_scrape(url)[0])
+                if received >= sent and folded + dups + invalid >= received:
+                    break
+                time.sleep(1)
+            drained_in = time.monotonic() - drain
+            final = _point(started, sent, url, worker.pid, broker.proc.pid)
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    return summarize(points, final, rate, minutes, max_rss_mib_per_min, drained_in)
+
+
+def _point(started: float, sent: int, url: str, pid: int, broker_pid: int) -> Point:
+    samples, seconds = timed_scrape(url, timeout=30)
+    received, folded, dups, invalid, lag = counters(samples)
+    return Point(round(time.monotonic() - started, 1), sent, received, folded, dups, invalid,
+                 lag, round(rss_kib(pid) / 1024, 1), round(rss_kib(broker_pid) / 1024, 1),
+                 round(seconds * 1000, 1))
+
+
+def summarize(points: list[Point], final: Point, rate: float, minutes: float,
+              max_rss_mib_per_min: float, drained_in: float) -> dict[str, Any]:
+    quarter = max(1, len(points) // 4)
+    steady = points[quarter:]
+    rss_per_s = slope(steady, "rss_mib")
+    events_per_s = slope(steady, "sent") or rate
+    first = statistics.median(p.scrape_ms for p in points[:quarter])
+    last = statistics.median(p.scrape_ms for p in points[-quarter:])
+    lost = final.sent - final.received
+    unaccounted = final.received - (final.folded + final.duplicates + final.invalid)
+    checks = {
+        "nothing lost (sent == read)": lost == 0,
+        "everything read is accounted for": unaccounted == 0,
+        "drained (lag ~0 at the end)": final.lag <= rate,
+        "kept up (lag grew < 1 s of traffic per minute)": slope(steady, "lag") * 60 <= rate,
+        "scrape time flat": last <= 2 * first + 50,
+        "RSS slope within bound": rss_per_s * 60 <= max_rss_mib_per_min,
+    }
+    return {
+        "minutes": minutes, "rate": rate, "samples": len(points),
+        "sent": final.sent, "lost": lost, "unaccounted": unaccounted,
+        "drained_in_s": round(drained_in, 1),
+        "rss_mib": {"first": points[0].rss_mib, "after_warmup": steady[0].rss_mib,
+                    "last": final.rss_mib, "max": max(p.rss_mib for p in points)},
+        "rss_slope_mib_per_min": round(rss_per_s * 60, 2),
+        "rss_bytes_per_event": round(rss_per_s * 1024 * 1024 / events_per_s, 1),
+        "broker_rss_mib": {"first": points[0].broker_rss_mib, "last": final.broker_rss_mib},
+        "scrape_ms": {"first_quarter_median": first, "last_quarter_median": last,
+                      "max": max(p.scrape_ms for p in points)},
+        "max_lag": max(p.lag for p in points),
+        "lag_slope_per_min": round(slope(steady, "lag") * 60),
+        "achieved_rate": round(events_per_s),
+        "checks": checks, "ok": all(checks.values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=5000.0, help="events per second")
+    parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--max-rss-mib-per-min", type=float, default=1.0,
+                        help="RSS growth allowed after warm-up")
+    parser.add_argument("--out", type=Path, default=None, help="write the summary as JSON")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="leadline-soak-"))
+    summary = run(args.minutes, args.rate, args.every, args.max_rss_mib_per_min, workdir)
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
