@@ -65,7 +65,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if records is None or self.should_stop:
                     continue
                 if not self.flow_active:
-                    await self.perform_seek()
+                    # As Faust's own getmany: mid-rebalance a partition may already be
+                    # gone (IllegalStateError); the next assignment seeks again.
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning("seek while flow is stopped failed: %r", exc)
                     continue
                 generation = self.app.consumer_generation_id
                 handlers = self.batch_handlers()

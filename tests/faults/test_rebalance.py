@@ -106,13 +106,6 @@ def exact(truth, *workers: WorkerProcess) -> bool:  # type: ignore[no-untyped-de
     return all(not mismatches(w.scrape(), truth, time.time()) for w in workers)
 
 
-SEEK_BUG = ("BUG streams/fastpath.py BatchConsumer._drain_messages: `await self.perform_seek()` "
-            "when the flow is stopped raises IllegalStateError('No current assignment for "
-            "partition ...') during a rebalance and crashes the Fetcher, so the running worker "
-            "exits; Faust's own getmany wraps perform_seek in try/except and logs a warning")
-
-
-@pytest.mark.xfail(strict=True, reason=SEEK_BUG)
 def test_scale_out_a_second_worker_joins_a_busy_one(
     broker: Service, redis_server: Service, tmp_path: Path
 ) -> None:
@@ -141,7 +134,7 @@ def test_scale_out_a_second_worker_joins_a_busy_one(
     "either the surviving worker exits with Faust's ConsistencyError (a changelog "
     "partition it keeps was read past tansu's wrong end offset, see "
     "test_embedded_broker.py), or a partition that moved is recovered short and the "
-    "workers never reach the oracle; and scaling back out can hit " + SEEK_BUG))
+    "workers never reach the oracle."))
 def test_two_one_two_workers_under_load_never_dip_and_end_exact(
     broker: Service, redis_server: Service, tmp_path: Path
 ) -> None:
