@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from config.settings import Settings
@@ -55,5 +56,27 @@ async def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
         ]
         if missing:
             await admin.create_topics(missing)
+        changelog = f"{settings.app_id}-state-changelog"
+        if changelog in existing:
+            await fence_changelog(settings, changelog)
     finally:
         await admin.close()
+
+
+async def fence_changelog(settings: Settings, changelog: str) -> None:
+    """End every changelog partition with a one-record batch before recovery reads it.
+
+    The embedded broker (tansu 0.6) reports a partition's end offset as the base offset
+    of its last record batch + 1, so Faust's recovery would stop short of the rest of
+    a batch a crashed worker wrote last, and lose it. A tombstone for a key leadline
+    never uses, sent alone, makes that reported end the true end. Harmless on Kafka.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0,
+                                **aiokafka_security(settings))
+    await producer.start()
+    try:
+        for p in sorted(await producer.partitions_for(changelog)):
+            await producer.send_and_wait(changelog, key=f"{p}|f|fence".encode(), value=None,
+                                         partition=p)
+    finally:
+        await producer.stop()
