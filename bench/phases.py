@@ -261,7 +261,8 @@ def memory_and_recovery(ctx: Context, users: int, equal_timeout: float = 120.0
         active = before.get(("product_active_users",
                              frozenset({("window", "30d"), ("platform", "all")})), 0.0)
         out["memory"] = {
-            "peak_rss_bytes": first.vm_hwm_bytes(), "processing_events_per_s": run["events_per_s"],
+            "peak_rss_bytes": first.vm_hwm_bytes(), "rss_after_bytes": first.vm_rss_bytes(),
+            "processing_events_per_s": run["events_per_s"],
             "active_users_30d_estimate": round(active), "load": load(),
         }
         for variant in ("view_kept", "view_lost"):
@@ -281,6 +282,7 @@ def memory_and_recovery(ctx: Context, users: int, equal_timeout: float = 120.0
                 "to_ready_s": round(ready - killed, 2),
                 "to_metrics_equal_s": None if equal is None else round(equal - killed, 2),
                 "equal_timeout_s": equal_timeout, "peak_rss_bytes": proc.vm_hwm_bytes(),
+                "rss_after_bytes": proc.vm_rss_bytes(),
                 "load": load(), **({} if equal else _difference(before, last)),
             }
     return out

@@ -91,12 +91,19 @@ class Proc:
                 out[(s.name, frozenset(s.labels.items()))] = s.value
         return out
 
+    def _status_bytes(self, field: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no {field} in /proc status")
+
     def vm_hwm_bytes(self) -> int:
         """Peak resident set size (``VmHWM`` of /proc/<pid>/status)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmHWM in /proc status")
+        return self._status_bytes("VmHWM")
+
+    def vm_rss_bytes(self) -> int:
+        """Resident set size now (``VmRSS``)."""
+        return self._status_bytes("VmRSS")
 
     def kill(self) -> None:
         if self.alive():
