@@ -6,6 +6,7 @@ of (partition, records). Their offsets are acked when they return.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from faust.types import TP
 from events.model import Event
 from events.rejection import Rejection, dlq_envelope
 from streams.fastpath import Records
-from streams.publish import BatchPublisher, partition_for
+from streams.publish import BatchPublisher, partition_for, send_changelog
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -31,16 +32,19 @@ def register(worker: Worker, table: Any) -> None:
     app.topics.add(worker.by_user)
 
     dlq_partitions: list[int] = []
+    changelog_topic = table.changelog_topic.get_topic_name()
+
+    def producer() -> Any:
+        return app.producer._ensure_producer()  # type: ignore[attr-defined]
 
     async def ingest(batch: Records) -> set[TP]:
         """Validate; rejects to the DLQ, valid events re-keyed by identity to the by-user topic.
 
         Every send is confirmed before the batch is acked, so a crash replays, never loses.
         """
-        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
         if not dlq_partitions:  # the DLQ may pre-exist with its own partition count
-            dlq_partitions.append(len(await producer.partitions_for(settings.dlq_topic)))
-        out = BatchPublisher(producer)
+            dlq_partitions.append(len(await producer().partitions_for(settings.dlq_topic)))
+        out = BatchPublisher(producer())
         dlq_topic, user_topic = settings.dlq_topic, settings.by_user_topic
         partitions = settings.partitions
         now = time.time()
@@ -66,7 +70,14 @@ def register(worker: Worker, table: Any) -> None:
 
     async def aggregate(batch: Records) -> set[TP]:
         """Drop duplicates, fold events into their partition's cells, write each changed
-        cell once to the table and to the serving view."""
+        cell once to the table (confirmed by the broker) and to the serving view.
+
+        Holds ``worker.folding`` throughout, so a revocation waits for it (handover.py).
+        """
+        async with worker.folding:
+            return await fold_batch(batch)
+
+    async def fold_batch(batch: Records) -> set[TP]:
         now = time.time()
         touched, refused = [], set()
         for tp, records in batch:
@@ -91,19 +102,22 @@ def register(worker: Worker, table: Any) -> None:
                 if event.ts > health.watermark:
                     health.watermark = event.ts
             touched.append(p)
-        for p in touched:
-            changed = store.flush(p, now)
-            if p in worker.republish:
-                continue  # the maintenance timer republishes the whole partition
-            try:
-                await worker.view.publish(p, changed)
-                health.redis_up = 1
-            except Exception as exc:
-                health.redis_up = 0
-                health.redis_errors += 1
-                worker.republish.add(p)
-                log.warning("serving view write failed (partition %s): %s", p, exc)
+        changed = {p: store.flush(p, now) for p in touched}
+        await asyncio.gather(
+            send_changelog(producer(), changelog_topic, store.take_outbox()),
+            *(publish(p, cells) for p, cells in changed.items() if p not in worker.republish))
         return refused
+
+    async def publish(p: int, cells: dict[Any, Any]) -> None:
+        # A partition waiting for a whole republish (maintenance timer) is skipped.
+        try:
+            await worker.view.publish(p, cells)
+            health.redis_up = 1
+        except Exception as exc:
+            health.redis_up = 0
+            health.redis_errors += 1
+            worker.republish.add(p)
+            log.warning("serving view write failed (partition %s): %s", p, exc)
 
     app.batch_handlers = {  # type: ignore[attr-defined]
         settings.topic: ingest, settings.by_user_topic: aggregate}

@@ -17,8 +17,10 @@ the cell stamps and the id-to-first-offset map.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 import faust
@@ -34,6 +36,7 @@ from serving.view import ServingView
 from streams.fastpath import BatchTransport
 from streams.security import faust_credentials, web_ssl_context
 from streams.store import PartitionStore
+from streams.topics import true_end_offsets
 
 log = logging.getLogger("leadline")
 
@@ -62,11 +65,13 @@ class Worker:
     by_user: faust.TopicT
     republish: set[int] = field(default_factory=set)
     ready: bool = False
+    #: Held by ``aggregate`` for a whole batch; a revocation waits for it (handover.py).
+    folding: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def create_app(settings: Settings, definitions: Definitions) -> Worker:
     """Build the app; nothing connects until it is started."""
-    from streams import agents, connectivity, maintenance, web  # they register on the app
+    from streams import agents, connectivity, handover, maintenance, web  # they register on the app
 
     app = faust.App(
         settings.app_id,
@@ -126,8 +131,10 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
     )
     # Faust's default (100) makes every send_soon of a large batch wait for a flush.
     app.producer.buffer.max_messages = settings.batch_max * 2
+    app.end_offsets = partial(true_end_offsets, settings)  # type: ignore[attr-defined]
     agents.register(worker, table)
-    maintenance.register(worker, table)
+    handover.register(worker, table)
+    maintenance.register(worker, table.changelog_topic.get_topic_name())
     web.register(worker)
     connectivity.register(worker, settings.publish_interval)
     return worker

@@ -38,6 +38,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def batch_handlers(self) -> Mapping[str, BatchHandler]:
         return cast(Mapping[str, BatchHandler], getattr(self.app, "batch_handlers", {}))
 
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """End offsets, corrected where the broker reports them short (Faust sizes
+        changelog recovery with these; see ``streams.topics.true_end_offsets``)."""
+        reported = await super().highwaters(*partitions)
+        correct = getattr(self.app, "end_offsets", None)
+        return reported if correct is None else await correct(reported)
+
     def bulk_ack(self, tp: TP, records: list[Any]) -> None:
         """Ack many offsets of one partition (same bookkeeping as ``Consumer.ack``)."""
         with ack_lock:

@@ -1,11 +1,12 @@
-"""Background duties of a worker: recover states, heal the Redis view, expire, measure lag."""
+"""Background duties of a worker: heal the Redis view, expire, measure lag."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from streams.publish import send_changelog
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -39,17 +40,8 @@ async def republish(worker: Worker, partitions: set[int]) -> None:
             log.info("serving view: partition %s rebuilt from the tables", p)
 
 
-def register(worker: Worker, table: Any) -> None:
+def register(worker: Worker, changelog_topic: str) -> None:
     app, settings = worker.app, worker.settings
-
-    @table.on_recover
-    async def on_recovered() -> None:
-        owned = owned_partitions(worker)
-        loaded = worker.store.rebuild(owned)
-        gc.freeze()  # recovered state is long-lived: keep it out of full collections
-        worker.republish |= loaded
-        await republish(worker, set(worker.republish))
-        worker.ready = True
 
     @app.timer(settings.publish_interval)
     async def heal_view() -> None:
@@ -69,12 +61,15 @@ def register(worker: Worker, table: Any) -> None:
 
     @app.timer(60.0)
     async def expire() -> None:
-        now = time.time()
-        for p in list(worker.store.states):
-            gone = worker.store.expire(p, now)
-            if gone and p not in worker.republish:
+        async with worker.folding:  # tombstones in order with the aggregate batches
+            now = time.time()
+            gone = {p: worker.store.expire(p, now) for p in list(worker.store.states)}
+            producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+            await send_changelog(producer, changelog_topic, worker.store.take_outbox())
+        for p, cells in gone.items():
+            if cells and p not in worker.republish:
                 try:
-                    await worker.view.publish(p, {}, gone)
+                    await worker.view.publish(p, {}, cells)
                 except Exception as exc:
                     log.warning("serving view expiry of partition %s failed: %s", p, exc)
 

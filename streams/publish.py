@@ -27,7 +27,8 @@ class BatchPublisher:
         self._open: dict[tuple[str, int], Any] = {}
         self._sent: list[asyncio.Future[Any]] = []
 
-    async def add(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
+    async def add(self, topic: str, partition: int, key: bytes | None,
+                  value: bytes | None) -> None:
         slot = (topic, partition)
         batch = self._open.get(slot)
         if batch is None:
@@ -36,7 +37,7 @@ class BatchPublisher:
             self._sent.append(await self._producer.send_batch(batch, topic, partition=partition))
             batch = self._open[slot] = self._producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"a record of {len(value)} bytes does not fit a batch")
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch")
 
     async def flush(self) -> None:
         """Send every open batch and wait until the broker has acknowledged all of them."""
@@ -46,3 +47,19 @@ class BatchPublisher:
         sent, self._sent = self._sent, []
         if sent:
             await asyncio.gather(*sent)
+
+
+async def send_changelog(producer: Any, topic: str,
+                         records: list[tuple[int, bytes, bytes | None]]) -> None:
+    """Send table changelog records (partition, key, value or tombstone) and confirm them.
+
+    Instead of Faust's ``Table.send_changelog`` (a future and a buffer round per record,
+    12 % of a worker's time in the profile); the table's in-memory data is written by
+    ``streams/store.py`` itself, Faust's recovery reads the topic either way.
+    """
+    if not records:
+        return
+    out = BatchPublisher(producer)
+    for p, key, value in records:
+        await out.add(topic, p, key, value)
+    await out.flush()

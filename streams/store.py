@@ -1,7 +1,9 @@
 """Partition states and dedupers, with a Faust table as their state of record.
 
 Every changed cell is written to the ``state`` table once per batch (one changelog
-record to the changelog partition of the by-user partition it belongs to), and
+record to the changelog partition of the by-user partition it belongs to; the records
+go to the :attr:`PartitionStore.outbox`, which the caller ships as whole batches, see
+``streams/publish.py``), and
 every batch's first-seen event ids as one record, then every changed user's state
 (``aggregators/users.py``). After a rebalance or a crash the table is recovered from
 its changelog by Faust, and the in-memory states are rebuilt from it; stamps make the
@@ -51,16 +53,15 @@ class PartitionStore:
         self.states: dict[int, PartitionState] = {}
         self.dedupers: dict[int, Deduper] = {}
         self._pruned_at: dict[int, float] = {}
+        #: Changelog records written since the last :meth:`take_outbox`, in write order.
+        self.outbox: list[tuple[int, bytes, bytes | None]] = []
 
     def rebuild(self, owned: set[int]) -> set[int]:
         """Align in-memory states with the owned partitions, loading new ones from the table.
 
         Returns the partitions that were (re)loaded and must be republished.
         """
-        for p in set(self.states) - owned:
-            del self.states[p]
-            del self.dedupers[p]
-            self._pruned_at.pop(p, None)
+        self.forget(set(self.states) - owned)
         new = owned - set(self.states)
         if not new:
             return set()
@@ -83,6 +84,29 @@ class PartitionStore:
             loaded[p] += 1
         log.info("recovered partitions %s (%s table records)", sorted(new), dict(loaded))
         return new
+
+    def forget(self, partitions: set[int]) -> int:
+        """Drop revoked partitions: their states and their records in the table.
+
+        The table is Faust's in-memory store, which only forgets the records it recovered
+        itself; ours would stay behind as a stale, unbounded copy. Returns the number of
+        table records dropped.
+        """
+        if not partitions:
+            return 0
+        for p in partitions:
+            self.states.pop(p, None)
+            self.dedupers.pop(p, None)
+            self._pruned_at.pop(p, None)
+        prefixes = tuple(f"{p}|".encode() for p in partitions)
+        data = self.table.data
+        stale = [k for k in data
+                 if (k if isinstance(k, bytes) else k.encode()).startswith(prefixes)]
+        recovered = getattr(data, "_key_partition", {})  # Faust's own bookkeeping
+        for k in stale:
+            del data[k]
+            recovered.pop(k, None)
+        return len(stale)
 
     def flush(self, p: int, now: float) -> dict[CellKey, tuple[int, bytes]]:
         """Write partition ``p``'s changed cells, new ids, then changed users; return the cells.
@@ -125,12 +149,17 @@ class PartitionStore:
                 self._write(p, user_table_key(p, identity), data)
         return gone
 
+    def take_outbox(self) -> list[tuple[int, bytes, bytes | None]]:
+        """The changelog records (partition, key, value or tombstone) to send, in order."""
+        out, self.outbox = self.outbox, []
+        return out
+
     def _write(self, p: int, key: bytes, value: bytes | None) -> None:
         if value is None:
             self.table.data.pop(key, None)
         else:
             self.table.data[key] = value
-        self.table.send_changelog(p, key, value)
+        self.outbox.append((p, key, value))
 
 
 def state_chunk_id(chunk: bytes) -> str:

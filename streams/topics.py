@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Mapping
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
 
 from config.settings import Settings
 from streams.security import aiokafka_security
+
+log = logging.getLogger("leadline.topics")
 
 
 class BrokerUnreachable(RuntimeError):
@@ -56,27 +61,44 @@ async def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
         ]
         if missing:
             await admin.create_topics(missing)
-        changelog = f"{settings.app_id}-state-changelog"
-        if changelog in existing:
-            await fence_changelog(settings, changelog)
     finally:
         await admin.close()
 
 
-async def fence_changelog(settings: Settings, changelog: str) -> None:
-    """End every changelog partition with a one-record batch before recovery reads it.
+async def true_end_offsets(settings: Settings, reported: Mapping[TP, int],
+                           timeout: float = 10.0) -> dict[TP, int]:
+    """The real end offsets of partitions whose broker-reported ends may fall short.
 
     The embedded broker (tansu 0.6) reports a partition's end offset as the base offset
-    of its last record batch + 1, so Faust's recovery would stop short of the rest of
-    a batch a crashed worker wrote last, and lose it. A tombstone for a key leadline
-    never uses, sent alone, makes that reported end the true end. Harmless on Kafka.
+    of its last record batch + 1, so Faust's changelog recovery would stop short of the
+    rest of the batch a worker wrote last, and lose it (a crashed worker's, or one that
+    handed its partitions over). Reading from the reported end - 1 returns that whole
+    batch; its last offset + 1 is the true end. On Kafka it is the reported end.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0,
-                                **aiokafka_security(settings))
-    await producer.start()
+    out = dict(reported)
+    wanted = {TopicPartition(tp.topic, tp.partition): tp for tp, end in reported.items()
+              if end is not None and end > 0}
+    if not wanted:
+        return out
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                enable_auto_commit=False, **aiokafka_security(settings))
+    await consumer.start()
     try:
-        for p in sorted(await producer.partitions_for(changelog)):
-            await producer.send_and_wait(changelog, key=f"{p}|f|fence".encode(), value=None,
-                                         partition=p)
+        consumer.assign(list(wanted))
+        for atp, tp in wanted.items():
+            consumer.seek(atp, reported[tp] - 1)
+        pending = set(wanted)
+        async with asyncio.timeout(timeout):
+            while pending:
+                fetched = await consumer.getmany(*pending, timeout_ms=500)
+                for atp, records in fetched.items():
+                    if records:
+                        tp = wanted[atp]
+                        out[tp] = max(out[tp], records[-1].offset + 1)
+                        pending.discard(atp)
+    except TimeoutError:
+        log.warning("end offsets of %s not confirmed within %.0f s; using the broker's",
+                    sorted(f"{tp.topic}/{tp.partition}" for tp in pending), timeout)
     finally:
-        await producer.stop()
+        await consumer.stop()
+    return out

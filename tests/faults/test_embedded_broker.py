@@ -17,8 +17,11 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
 
+from config.settings import load_settings
 from embedded.services import Service
+from streams.topics import true_end_offsets
 
 pytestmark = pytest.mark.slow
 
@@ -49,3 +52,36 @@ def test_end_offsets_are_the_high_watermark(broker: Service) -> None:
     watermark, reported = asyncio.run(
         _end_offset_after_one_batch(f"127.0.0.1:{broker.port}", 10))
     assert reported == watermark  # tansu: 1 instead of 10
+
+
+async def _corrected_end_offset(bootstrap: str, records: int) -> tuple[int, int, int]:
+    topic = f"hw-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 2, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, b"v", partition=0) for _ in range(records)]
+        last = (await asyncio.gather(*futures))[-1].offset
+    finally:
+        await producer.stop()
+    settings = load_settings(broker=f"kafka://{bootstrap}")
+    full, empty = TP(topic, 0), TP(topic, 1)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(*full), TopicPartition(*empty)])
+    finally:
+        await consumer.stop()
+    reported = {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
+    corrected = await true_end_offsets(settings, reported)
+    return last + 1, corrected[full], corrected[empty]
+
+
+def test_recovery_uses_the_true_end_offset(broker: Service) -> None:
+    """What Faust's recovery is given (``BatchConsumer.highwaters``) is the high watermark."""
+    watermark, corrected, empty = asyncio.run(
+        _corrected_end_offset(f"127.0.0.1:{broker.port}", 10))
+    assert (corrected, empty) == (watermark, 0)

@@ -129,17 +129,6 @@ def test_scale_out_a_second_worker_joins_a_busy_one(
         second.stop()
 
 
-# Not strict: the defect shows in about half of the runs (it needs a second rebalance to
-# land while the first one's recovery is still reading), and a strict marker would make CI
-# fail whenever it does not. Remove the marker with the fix; the test must then pass every run.
-@pytest.mark.xfail(strict=False, reason=(
-    "BUG streams/maintenance.py on_recovered + streams/store.py rebuild: when a rebalance "
-    "interrupts a recovery, Faust still fires on_recover for the superseded one right "
-    "after the new assignment ('Recovery complete' before the new 'Restoring state'); "
-    "rebuild() then loads a newly owned partition from a table not yet recovered "
-    "('recovered partitions [3] ({} table records)') and never reloads it, because it "
-    "only loads partitions missing from `states`: that partition's counts are gone from "
-    "the state and then from the view. Seen in about half of the runs"))
 def test_two_one_two_workers_under_load_never_dip_and_end_exact(
     broker: Service, redis_server: Service, tmp_path: Path
 ) -> None:

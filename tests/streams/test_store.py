@@ -13,14 +13,10 @@ NOW = time.time()
 
 
 class Table:
-    """The two things PartitionStore uses of a Faust table: ``data`` and the changelog."""
+    """What PartitionStore uses of a Faust table: ``data``."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
-        self.sent: list[tuple[int, bytes, bytes | None]] = []
-
-    def send_changelog(self, p: int, key: bytes, value: bytes | None) -> None:
-        self.sent.append((p, key, value))
 
 
 def _store() -> tuple[PartitionStore, Table]:
@@ -36,17 +32,18 @@ def _fold(store: PartitionStore, p: int, offset: int, ev: Event) -> None:
 
 
 def test_flush_sends_cells_then_ids_then_users() -> None:
-    store, table = _store()
+    store, _ = _store()
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     _fold(store, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
     _fold(store, 0, 2, Event("e2", "u2", NOW - 3, "product_viewed", "ios"))
     changed = store.flush(0, NOW)
-    kinds = [key.decode().split("|")[1] for _, key, _ in table.sent]
+    sent = store.take_outbox()
+    kinds = [key.decode().split("|")[1] for _, key, _ in sent]
     assert kinds == sorted(kinds, key="cdu".index)          # every c, then d, then every u
     assert kinds.count("u") == 2 and kinds.count("d") == 1
-    assert {key for _, key, _ in table.sent if b"|c|" in key} == {
+    assert {key for _, key, _ in sent if b"|c|" in key} == {
         f"0|c|{k[0]}/{k[1]}/{k[2]}".encode() for k in changed}
-    assert all(p == 0 for p, _, _ in table.sent)
+    assert all(p == 0 for p, _, _ in sent)
 
 
 def test_rebuild_restores_users_and_replay_skips_what_they_hold() -> None:
@@ -69,20 +66,22 @@ def test_expire_prunes_users_at_most_once_per_interval() -> None:
     _fold(store, 0, 1, Event("e1", "new", NOW - 60, "signup"))
     store.flush(0, NOW)
     later = NOW + 20 * 86400
-    table.sent.clear()
+    store.take_outbox()
     store.expire(0, later)
-    tombstones = [(key, value) for _, key, value in table.sent if b"|u|" in key]
+    sent = store.take_outbox()
+    tombstones = [(key, value) for _, key, value in sent if b"|u|" in key]
     assert tombstones == [(user_table_key(0, "old"), None)]
     assert user_table_key(0, "old") not in table.data
     assert user_table_key(0, "new") in table.data
-    table.sent.clear()
     store.expire(0, later + USER_PRUNE_INTERVAL / 2)       # too soon for another sweep
-    assert not [key for _, key, _ in table.sent if b"|u|" in key]
+    assert not [key for _, key, _ in store.take_outbox() if b"|u|" in key]
 
 
 def test_losing_a_partition_forgets_its_users() -> None:
     store, _ = _store()
     _fold(store, 1, 0, Event("e0", "u", NOW, "signup"))
     store.flush(1, NOW)
+    assert any(k.startswith(b"1|") for k in store.table.data)
     store.rebuild({0})
     assert set(store.states) == {0}
+    assert not any(k.startswith(b"1|") for k in store.table.data)  # no stale copy left
