@@ -10,7 +10,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip 'setuptools==84.2.1'  # venv's 65.5.0: CVE-2022-40897
 	$(PY) -m pip install --quiet -e '.[embedded,test]'
 	touch $(STAMP)
 

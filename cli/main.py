@@ -148,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    # Before a command configures logging, aiokafka's warnings (a refused SASL mechanism:
+    # "Unable connect to ...") would reach logging's last-resort handler and print ahead
+    # of leadline's one-line error. Records still propagate to handlers set up later.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         sys.exit(args.func(args))
     except KeyboardInterrupt:

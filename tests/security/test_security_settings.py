@@ -14,8 +14,8 @@ a restarted ``--authentication`` broker does not know it. A *successful* login t
 cannot be shown here (``test_a_successful_scram_login_and_a_wrong_password`` is that test,
 strict-xfail until tansu can provision a user). What is shown: the credentials reach the
 broker's SCRAM exchange for both SCRAM mechanisms, and a refused SCRAM login is a
-one-line exit 3 from ``leadline send`` and ``leadline worker`` (a refused PLAIN login also
-exits 3, but aiokafka's own log line comes first: xfail).
+one-line exit 3 from ``leadline send`` and ``leadline worker``, also for PLAIN, which tansu
+does not offer (it closes the connection).
 """
 
 from __future__ import annotations
@@ -199,11 +199,6 @@ def test_a_refused_sasl_login_is_a_one_line_exit_3(
         # aiokafka fails on the broker's SCRAM server-final message (an error, no 'v'):
         # the exchange ran to its last step and the broker refused the unknown user.
         assert "KeyError: 'v'" in err
-    elif len(lines) != 1:
-        # tansu does not offer PLAIN and closes the connection; aiokafka logs
-        # 'Unable connect to ...' through logging's last-resort handler before leadline's
-        # line (the same happens with any broker that refuses the mechanism).
-        pytest.xfail(f"refused PLAIN login: {len(lines)} lines on stderr, not 1: {lines[0]!r}")
     assert len(lines) == 1, err
 
 
