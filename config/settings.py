@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     )
     batch_max: int = Field(default=10_000, ge=1, description="Most events folded per batch.")
     batch_seconds: float = Field(
-        default=0.2, gt=0, description="Longest wait to fill a batch, seconds."
+        default=0.1, gt=0, le=5,
+        description="Longest a fetch waits for more records, seconds (the Kafka consumer's "
+        "fetch.max.wait): lower is fresher, higher sends fewer empty fetches when idle.",
     )
     commit_interval: float = Field(
         default=1.0, gt=0, description="Seconds between consumer offset commits."

@@ -132,6 +132,7 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
     # Faust's default (100) makes every send_soon of a large batch wait for a flush.
     app.producer.buffer.max_messages = settings.batch_max * 2
     app.end_offsets = partial(true_end_offsets, settings)  # type: ignore[attr-defined]
+    app.fetch_max_wait_ms = round(settings.batch_seconds * 1000)  # type: ignore[attr-defined]
     agents.register(worker, table)
     handover.register(worker, table)
     maintenance.register(worker, table.changelog_topic.get_topic_name())

@@ -32,8 +32,28 @@ Records = list[tuple[TP, list[Any]]]
 BatchHandler = Callable[[Records], Awaitable[set[TP]]]
 
 
+class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with the fetch wait of ``LEADLINE_BATCH_SECONDS``.
+
+    Faust fixes how long the broker may hold a fetch open waiting for data at 1,500 ms.
+    Against the embedded broker, at 100 events/s over 2 partitions, a consumer then saw
+    records 0.41 s (p50) after they were produced, and 0.03 s at 100 ms; every event
+    crosses two topics. An idle worker sends one empty fetch per wait instead.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = wait_ms  # read when its fetcher starts
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, with whole-fetch delivery for topics that have a handler."""
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def batch_handlers(self) -> Mapping[str, BatchHandler]:
         return cast(Mapping[str, BatchHandler], getattr(self.app, "batch_handlers", {}))
