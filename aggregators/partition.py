@@ -303,7 +303,7 @@ class PartitionState:
             if hll is None:
                 hll = values[label] = HyperLogLog()
             if hll.registers[idx] < rank:
-                hll.registers[idx] = rank
+                hll.raise_register(idx, rank)
 
     def _cell(self, key: CellKey, offset: int) -> Cell | None:
         cell = self.cells.get(key)
@@ -329,7 +329,7 @@ class PartitionState:
             if hll is None:
                 hll = cell.values[label] = HyperLogLog()
             if hll.registers[idx] < rank:
-                hll.registers[idx] = rank
+                hll.raise_register(idx, rank)
 
     def take_dirty(self) -> dict[CellKey, tuple[int, bytes]]:
         """Cells changed since the last call: key -> (offset stamp, encoded cell)."""

@@ -107,12 +107,30 @@ def test_merge_is_in_place_and_copy_is_independent() -> None:
 
 
 @given(identities)
-def test_round_trip_sparse(items: list[str]) -> None:
+def test_round_trip_of_the_raise_log(items: list[str]) -> None:
     h = sketch_of(items)
     data = h.to_bytes()
-    assert data[:1] == b"S"
-    assert len(data) == 1 + 3 * sum(1 for r in h.registers if r)
-    assert HyperLogLog.from_bytes(data) == h
+    assert data[:1] == b"L"
+    raised = len(data) // 3
+    assert len(data) == 1 + 3 * raised and raised >= sum(1 for r in h.registers if r)
+    back = HyperLogLog.from_bytes(data)
+    assert back == h
+    back.add("one more")  # a restored sketch keeps logging
+    h.add("one more")
+    assert HyperLogLog.from_bytes(back.to_bytes()) == h
+
+
+@given(st.lists(st.tuples(st.integers(0, M - 1), st.integers(1, 51)), max_size=60))
+def test_the_log_replays_to_the_largest_rank_in_any_order(raises: list[tuple[int, int]]) -> None:
+    h = HyperLogLog()
+    for idx, rank in raises:
+        if h.registers[idx] < rank:
+            h.raise_register(idx, rank)
+    expected = bytearray(M)
+    for idx, rank in raises:
+        expected[idx] = max(expected[idx], rank)
+    assert h.registers == expected
+    assert HyperLogLog.from_bytes(h.to_bytes()).registers == expected
 
 
 def test_round_trip_dense() -> None:
@@ -129,14 +147,32 @@ def test_round_trip_of_the_empty_sketch() -> None:
     assert HyperLogLog.from_bytes(HyperLogLog().to_bytes()) == HyperLogLog()
 
 
-def test_sparse_switches_to_dense_at_a_third_of_the_registers() -> None:
-    regs = bytearray(M)
-    for i in range(M // 3):
-        regs[i] = 1
-    assert HyperLogLog(bytearray(regs)).to_bytes()[:1] == b"S"  # 5461 * 3 < 16384
-    regs[M // 3] = 1
-    assert HyperLogLog(bytearray(regs)).to_bytes()[:1] == b"D"
-    assert HyperLogLog.from_bytes(HyperLogLog(regs).to_bytes()).registers == regs
+def test_the_log_switches_to_dense_before_it_outgrows_the_registers() -> None:
+    h = HyperLogLog()
+    for i in range(M // 3):  # 5461 raises, 16383 bytes
+        h.raise_register(i, 1)
+    assert h.to_bytes()[:1] == b"L" and len(h.to_bytes()) <= M
+    h.raise_register(M - 1, 1)
+    assert h.to_bytes()[:1] == b"D"
+    h.raise_register(M - 2, 2)
+    assert HyperLogLog.from_bytes(h.to_bytes()) == h
+
+
+def test_the_earlier_sorted_sparse_form_is_still_read() -> None:
+    h = sketch_of([f"u{i}" for i in range(300)])
+    nz = [i for i, r in enumerate(h.registers) if r]
+    old = b"S" + b"".join(i.to_bytes(2, "little") for i in nz) + bytes(h.registers[i] for i in nz)
+    back = HyperLogLog.from_bytes(old)
+    assert back == h
+    back.add("u-new")
+    h.add("u-new")
+    assert HyperLogLog.from_bytes(back.to_bytes()) == h
+
+
+def test_merge_and_union_results_are_dense() -> None:
+    a, b = sketch_of(["x"]), sketch_of(["y"])
+    assert a.merge(b).to_bytes()[:1] == b"D"
+    assert HyperLogLog.from_bytes(union([a, b]).to_bytes()) == sketch_of(["x", "y"])
 
 
 @pytest.mark.parametrize(
@@ -150,6 +186,8 @@ def test_sparse_switches_to_dense_at_a_third_of_the_registers() -> None:
         b"S\x00",
         b"S\x00\x00",
         b"S" + bytes(4),
+        b"L\x00",
+        b"L" + bytes(4),
     ],
 )
 def test_from_bytes_rejects_garbage(garbage: bytes) -> None:
@@ -157,10 +195,11 @@ def test_from_bytes_rejects_garbage(garbage: bytes) -> None:
         HyperLogLog.from_bytes(garbage)
 
 
-def test_from_bytes_rejects_sparse_index_out_of_range() -> None:
-    # sparse entry (index 65535, rank 1): an index beyond the 16384 registers
+@pytest.mark.parametrize("data", [b"S\xff\xff\x01", b"L\xff\xff\x01"])
+def test_from_bytes_rejects_an_index_out_of_range(data: bytes) -> None:
+    # entry (index 65535, rank 1): an index beyond the 16384 registers
     with pytest.raises(ValueError):
-        HyperLogLog.from_bytes(b"S\xff\xff\x01")
+        HyperLogLog.from_bytes(data)
 
 
 def test_hash64_is_stable() -> None:
