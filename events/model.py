@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs 1.0 us instead of 0.2, twice per event
 class Event:
     """A validated event. ``identity`` is ``user_id``, else ``anon:`` + ``anonymous_id``.
 
