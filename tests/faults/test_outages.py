@@ -1,10 +1,10 @@
 """Outages of the services a worker depends on: Redis killed and restarted empty, the
 broker stalled. The worker must ride them out in the same process and end oracle-exact.
 
-The embedded broker (tansu 0.6) keeps topics in memory only, so a broker *restart*
-loses every topic and offset: nothing meaningful to test here (a real Kafka restart is
-covered by Kafka's own durability). A stalled broker is: SIGSTOP keeps its sockets open
-and silent, the harder case for a client, then SIGCONT.
+A broker *restart* needs durable storage, which the default embedded broker (tansu 0.6,
+memory) lacks: ``test_broker_restart.py`` runs tansu on S3 storage for it. A stalled
+broker is tested here: SIGSTOP keeps its sockets open and silent, the harder case for a
+client, then SIGCONT.
 """
 
 from __future__ import annotations
