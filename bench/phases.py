@@ -24,8 +24,9 @@ import redis
 
 from bench import workload
 from bench.kafka import preload, produce_steadily
-from bench.processes import Fleet, Proc, Samples, handler_stats, read_progress
+from bench.processes import Fleet, Proc, handler_stats, read_progress
 from bench.profile import summarize
+from embedded.processes import Samples
 
 
 @dataclass
@@ -176,7 +177,7 @@ def freshness(ctx: Context, rate: float, seconds: float, poll: float = 0.1) -> d
     topic = f"live-{uuid.uuid4().hex[:6]}"
     with ctx.fleet("fresh", topic) as fleet:
         proc = fleet.leadline("w0").start()
-        proc.wait_ready()
+        proc.wait_healthy()
         produced, polls, durations = asyncio.run(_freshness(
             proc, ctx.bootstrap, topic, ctx.partitions, rate, seconds, ctx.seed, poll))
         assert proc.progress is not None
@@ -210,7 +211,7 @@ def startup(ctx: Context, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         with ctx.fleet("ready", f"ready-{uuid.uuid4().hex[:6]}") as fleet:
             proc = fleet.leadline("w0", probe=False).start()
-            times.append(proc.wait_ready() - proc.started_at)
+            times.append(proc.wait_healthy() - proc.started_at)
     return {"runs": [round(t, 2) for t in times], "median_s": round(statistics.median(times), 2),
             "max_s": round(max(times), 2), "load": load()}
 
@@ -276,7 +277,7 @@ def memory_and_recovery(ctx: Context, users: int, equal_timeout: float = 120.0
                     client.delete(*keys)
                 client.close()
             proc = fleet.leadline(f"r-{variant}", probe=False).start()
-            ready = proc.wait_ready(timeout=600)
+            ready = proc.wait_healthy(timeout=600)
             equal, last = _wait_equal(proc, before, timeout=equal_timeout)
             out[f"recovery_{variant}"] = {
                 "to_ready_s": round(ready - killed, 2),

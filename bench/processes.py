@@ -3,124 +3,27 @@
 Every phase gets its own app id (so its own consumer group, internal topics and
 Redis keys) on the run's broker and Redis; workers run with leadline's default
 settings, only addresses, names and ports set. Each process logs to its own file
-and is always stopped (:class:`Fleet` is a context manager).
+and is always stopped (:class:`Fleet` is a context manager). Starting, readiness,
+scrapes and stopping are embedded/processes.py's, shared with the process tests.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
+from embedded.processes import ServingProcess, inherited_env, worker_env
 from embedded.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    port: int
+@dataclass(eq=False)
+class Proc(ServingProcess):
+    """One process of a phase; ``progress``: the progress log its probe writes, if any."""
+
     progress: Path | None = None
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-
-    def start(self) -> Proc:
-        with self.log_path.open("ab") as log:
-            self.started_at = time.time()
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=str(ROOT))
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def check(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
-                               f"{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url("/healthz"), timeout=2) as resp:
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def wait_ready(self, timeout: float = 120.0, interval: float = 0.05) -> float:
-        """Poll /healthz until 200; returns the epoch time it first answered 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check()
-            if self.healthy():
-                return time.time()
-            time.sleep(interval)
-        raise RuntimeError(f"{self.name} not ready in {timeout}s:\n{self.log_tail()}")
-
-    def scrape(self) -> Samples:
-        with urllib.request.urlopen(self.url("/metrics"), timeout=30) as resp:
-            text = resp.read().decode()
-        out: Samples = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                out[(s.name, frozenset(s.labels.items()))] = s.value
-        return out
-
-    def _status_bytes(self, field: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError(f"no {field} in /proc status")
-
-    def vm_hwm_bytes(self) -> int:
-        """Peak resident set size (``VmHWM`` of /proc/<pid>/status)."""
-        return self._status_bytes("VmHWM")
-
-    def vm_rss_bytes(self) -> int:
-        """Resident set size now (``VmRSS``)."""
-        return self._status_bytes("VmRSS")
-
-    def kill(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 @dataclass
@@ -137,18 +40,12 @@ class Fleet:
     procs: list[Proc] = field(default_factory=list)
 
     def leadline_env(self, port: int, name: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADLINE_", "BENCH_"))}
-        env.update({
-            "LEADLINE_BROKER": f"kafka://{self.bootstrap}",
-            "LEADLINE_REDIS_URL": self.redis_url,
-            "LEADLINE_APP_ID": self.app_id,
-            "LEADLINE_TOPIC": self.topic,
-            "LEADLINE_DLQ_TOPIC": f"{self.app_id}-dlq",
-            "LEADLINE_PARTITIONS": str(self.partitions),
-            "LEADLINE_WEB_PORT": str(port),
-            "LEADLINE_DATA_DIR": str(self.workdir / self.app_id / name),
-            "PYTHONPATH": str(ROOT),
-        })
+        env = worker_env(bootstrap=self.bootstrap, redis_url=self.redis_url,
+                         app_id=self.app_id, topic=self.topic, dlq_topic=f"{self.app_id}-dlq",
+                         partitions=self.partitions, web_port=port,
+                         data_dir=self.workdir / self.app_id / name,
+                         settings={"PYTHONPATH": str(ROOT)},
+                         drop_prefixes=("LEADLINE_", "BENCH_"))
         if self.session_timeout is not None:
             env["LEADLINE_SESSION_TIMEOUT"] = str(self.session_timeout)
         return env
@@ -164,13 +61,11 @@ class Fleet:
             argv = [sys.executable, "-m", "bench.probe"]
         else:
             argv = [str(Path(sys.executable).parent / "leadline"), "worker"]
-        proc = Proc(name, argv, env, self.workdir / f"{self.app_id}-{name}.log", port, progress)
-        self.procs.append(proc)
-        return proc
+        return self._add(name, argv, env, port, progress)
 
     def idiomatic(self, name: str, expected: int) -> Proc:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADLINE_", "BENCH_"))}
+        env = inherited_env(drop_prefixes=("LEADLINE_", "BENCH_"))
         progress = self.workdir / f"{self.app_id}-{name}.progress"
         (self.workdir / self.app_id).mkdir(parents=True, exist_ok=True)
         env.update({
@@ -182,7 +77,12 @@ class Fleet:
         if self.session_timeout is not None:
             env["BENCH_SESSION_TIMEOUT"] = str(self.session_timeout)
         argv = [sys.executable, "-m", "bench.idiomatic_faust", "worker", "-l", "info"]
-        proc = Proc(name, argv, env, self.workdir / f"{self.app_id}-{name}.log", port, progress)
+        return self._add(name, argv, env, port, progress)
+
+    def _add(self, name: str, argv: list[str], env: dict[str, str], port: int,
+             progress: Path | None) -> Proc:
+        proc = Proc(name, argv, env, self.workdir / f"{self.app_id}-{name}.log", port, ROOT,
+                    progress=progress)
         self.procs.append(proc)
         return proc
 

@@ -13,22 +13,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
+
+from embedded.processes import Samples, parse_metrics, proc_status_kib
 
 Message = tuple[bytes | None, bytes]
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def rss_kib(pid: int) -> int:
     """Resident set size of a process (VmRSS), KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    return proc_status_kib(pid, "VmRSS")
 
 
 def fetch(url: str, *, headers: dict[str, str] | None = None,
@@ -42,14 +38,6 @@ def fetch(url: str, *, headers: dict[str, str] | None = None,
         return exc.code, exc.read()
 
 
-def parse(text: str) -> Samples:
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
 def timed_scrape(url: str, **kwargs: Any) -> tuple[Samples, float]:
     """Scrape and parse; also how long the worker took to answer (seconds)."""
     started = time.perf_counter()
@@ -57,7 +45,7 @@ def timed_scrape(url: str, **kwargs: Any) -> tuple[Samples, float]:
     elapsed = time.perf_counter() - started
     if status != 200:
         raise RuntimeError(f"{url}: HTTP {status}")
-    return parse(body.decode()), elapsed
+    return parse_metrics(body.decode()), elapsed
 
 
 def sample(samples: Samples, metric: str, /, **labels: str) -> float:

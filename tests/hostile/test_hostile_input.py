@@ -22,7 +22,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from config.definitions import load_definitions
-from reliability.harness import Message, Samples, parse, produce, rss_kib, series_count
+from embedded.processes import parse_metrics
+from reliability.harness import Message, Samples, produce, rss_kib, series_count
 from tests.hostile.corpus import MARK, VALID, Case, cases, purchases_1e308
 from tests.support.oracle import generate
 from tests.support.worker import Pipeline, WorkerProcess, value, wait_for
@@ -56,7 +57,7 @@ class Run:
             return resp.read().decode()
 
     def scrape(self) -> Samples:
-        return parse(self.scrape_text())
+        return parse_metrics(self.scrape_text())
 
     def counters(self) -> tuple[float, Counter[str], Counter[str]]:
         s = self.scrape()
@@ -200,7 +201,7 @@ def test_a_flood_of_made_up_label_values_keeps_series_and_memory_bounded(run: Ru
     run.send(messages)
     processed, invalid = run.settle(before, len(messages), len(messages) - bad)
     text = run.scrape_text()
-    series1, rss1 = series_count(parse(text)), rss_kib(pid)
+    series1, rss1 = series_count(parse_metrics(text)), rss_kib(pid)
     assert invalid == Counter({"schema": bad})
     assert processed["other"] == 25_000 and processed["product_viewed"] == 25_000
     assert processed["purchase"] == 25_000 - bad and processed["feature_used"] == 25_000
@@ -243,7 +244,7 @@ def test_no_identifier_or_free_text_ever_reaches_metrics(run: Run) -> None:
     strings = {s for s in strings if len(s) >= 4} - CONFIGURED
     assert len(strings) > 1000
     text = run.scrape_text()
-    exported = {v for _, labels in parse(text) for _, v in labels}
+    exported = {v for _, labels in parse_metrics(text) for _, v in labels}
     assert sorted(strings & exported) == []
     # Also anywhere in the text (HELP, names), for a sample and for the marker.
     sample = [*sorted(strings)[:: max(1, len(strings) // 3000)], MARK]

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from embedded.processes import parse_metrics
 from embedded.services import Service, free_port, tansu_binary
-from reliability.harness import fetch, parse
+from reliability.harness import fetch
 from streams.web import basic_auth_header
 from tests.security.tls import TlsProxy, make_certificate
 from tests.support.compare import mismatches
@@ -106,7 +107,7 @@ def test_events_flow_over_tls_and_equal_the_oracle(secured: Secured) -> None:
 
     def exact() -> bool:
         status, body = secured.get("/metrics", auth)
-        return status == 200 and not mismatches(parse(body.decode()), truth, time.time())
+        return status == 200 and not mismatches(parse_metrics(body.decode()), truth, time.time())
 
     wait_for(exact, timeout=60, what="metrics over HTTPS to equal the oracle")
     assert secured.proxy.tls_connections >= 3  # worker consumer + producer, admin, sender

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
+from embedded.processes import ProcessError, Samples, ServingProcess, worker_env
 from embedded.services import Service, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @dataclass
@@ -52,23 +47,14 @@ class Pipeline:
         return f"redis://127.0.0.1:{self.redis.port}/0"
 
     def env(self, web_port: int, name: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")}
-        env.update({
-            "LEADLINE_BROKER": f"kafka://{self.bootstrap}",
-            "LEADLINE_REDIS_URL": self.redis_url,
-            "LEADLINE_APP_ID": self.app_id,
-            "LEADLINE_TOPIC": self.topic,
-            "LEADLINE_DLQ_TOPIC": self.dlq_topic,
-            "LEADLINE_PARTITIONS": str(self.partitions),
-            "LEADLINE_WEB_PORT": str(web_port),
-            "LEADLINE_DATA_DIR": str(self.workdir / name),
-            "LEADLINE_SESSION_TIMEOUT": "6",
-            "LEADLINE_PUBLISH_INTERVAL": "1",
-            "LEADLINE_SCRAPE_CACHE_SECONDS": "0",
-            "PYTHONPATH": str(ROOT),
-        })
-        env.update(self.extra_env)
-        return env
+        return worker_env(bootstrap=self.bootstrap, redis_url=self.redis_url,
+                          app_id=self.app_id, topic=self.topic, dlq_topic=self.dlq_topic,
+                          partitions=self.partitions, web_port=web_port,
+                          data_dir=self.workdir / name,
+                          settings={"LEADLINE_SESSION_TIMEOUT": "6",
+                                    "LEADLINE_PUBLISH_INTERVAL": "1",
+                                    "LEADLINE_SCRAPE_CACHE_SECONDS": "0",
+                                    "PYTHONPATH": str(ROOT)} | self.extra_env)
 
     def worker(self, name: str = "w1") -> WorkerProcess:
         return WorkerProcess(self, name)
@@ -89,77 +75,34 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
     return len(messages)
 
 
-class WorkerProcess:
-    """A ``leadline worker`` subprocess with its own web port and log file."""
+class WorkerProcess(ServingProcess):
+    """A ``leadline worker`` of ``pipeline`` with its own web port and log file; its
+    environment is the pipeline's as it is when the worker starts. Test flavour of
+    :class:`embedded.processes.ServingProcess`: a worker that exits or never gets ready
+    fails the test with an ``AssertionError``; shorter scrape timeout, longer log tail."""
 
     def __init__(self, pipeline: Pipeline, name: str) -> None:
+        argv = [sys.executable, "-c", "from cli.main import main; main()", "worker"]
+        super().__init__(name=name, argv=argv, env={}, log_path=pipeline.workdir / f"{name}.log",
+                         port=free_port(), cwd=pipeline.workdir)
         self.pipeline = pipeline
-        self.name = name
-        self.port = free_port()
-        self.log_path = pipeline.workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from cli.main import main; main()", "worker"],
-                env=self.pipeline.env(self.port, self.name), stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(self.pipeline.workdir),
-            )
-        return self
+    def start(self) -> Self:
+        self.env = self.pipeline.env(self.port, self.name)
+        return super().start()
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return super().log_tail(lines)
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def wait_ready(self, timeout: float = 60.0) -> Self:
+        try:
+            self.wait_healthy(timeout, interval=0.25)
+        except ProcessError as exc:
+            raise AssertionError(f"worker {exc}") from None
+        return self
 
-    def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited {self.proc.returncode}:\n"
-                                     f"{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url("/healthz"), timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.25)
-        raise AssertionError(f"worker {self.name} not ready in {timeout}s:\n{self.log_tail()}")
-
-    def scrape(self) -> Samples:
-        with urllib.request.urlopen(self.url("/metrics"), timeout=10) as resp:
-            text = resp.read().decode()
-        out: Samples = {}
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                out[(s.name, frozenset(s.labels.items()))] = s.value
-        return out
-
-    def signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return self.proc.returncode
+    def scrape(self, timeout: float = 10.0) -> Samples:
+        return super().scrape(timeout)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
