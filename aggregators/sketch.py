@@ -44,6 +44,8 @@ class HyperLogLog:
     ``log`` the raises applied so far while they are fewer than M/3, else ``None``."""
 
     __slots__ = ("log", "registers")
+    registers: bytearray
+    log: bytearray | None
 
     def __init__(self, registers: bytearray | None = None,
                  log: bytearray | None = None) -> None:
