@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregators.dedupe import HOUR, RETENTION, Deduper, id_hash
+from aggregators import dedupe
+from aggregators.dedupe import _ENTRY, HOUR, RETENTION, Deduper, id_hash
 
 NOW = 1_700_000_000.0  # 22:13:20 UTC
 GEN = int(NOW // HOUR) * HOUR
@@ -129,3 +134,269 @@ def test_id_hash_is_64_bit_and_stable() -> None:
     assert id_hash("e1") == id_hash("e1")
     assert id_hash("e1") != id_hash("e2")
     assert 0 <= id_hash("e1") < 2**64
+
+
+# -- check_batch, and everything against a plain model ------------------------------------
+
+
+def test_check_batch_within_the_batch() -> None:
+    d = Deduper()
+    assert d.check_batch(["a", "b", "a", "a", "c", "b"], [1, 2, 3, 1, 4, 2], NOW) == [
+        False, False, True, False, False, False,
+    ]
+    assert d.check_batch([], [], NOW) == []
+    assert len(d) == 3
+    assert len(d.take_chunk() or b"") == 3 * 16
+
+
+def test_check_batch_needs_one_offset_per_id() -> None:
+    d = Deduper()
+    with pytest.raises(ValueError):
+        d.check_batch(["a", "b"], [1], NOW)
+
+
+def test_an_id_in_two_hours_is_kept_until_both_expire_with_the_smaller_offset() -> None:
+    a = Deduper()
+    a.is_duplicate("x", 7, NOW)
+    first = a.take_chunk()
+    b = Deduper()
+    b.is_duplicate("x", 3, NOW + 2 * HOUR)   # another incarnation, two hours later
+    second = b.take_chunk()
+    assert first is not None and second is not None
+    r = Deduper()
+    r.load_chunk(GEN, first)
+    r.load_chunk(GEN + 2 * HOUR, second)
+    assert len(r) == 1
+    assert r.check_batch(["x", "x"], [3, 7], NOW + 3 * HOUR) == [False, True]
+    assert r.expire(GEN + RETENTION + 1) == [GEN]
+    assert r.is_duplicate("x", 3, NOW + 3 * HOUR) is False  # still held by GEN + 2h
+    assert r.is_duplicate("x", 7, NOW + 3 * HOUR) is True
+
+
+def test_a_chunk_loaded_after_a_live_id_lowers_its_first_offset() -> None:
+    for batch in (True, False):
+        d = Deduper()
+        assert d.check_batch(["x", "y"], [5, 6], NOW) == [False, False]
+        d.load_chunk(GEN, _ENTRY.pack(id_hash("x"), 2))   # still the live hour
+        probes = [0, 2, 5]
+        if batch:
+            assert d.check_batch(["x"] * 3, probes, NOW) == [True, False, True]
+        else:
+            assert [d.is_duplicate("x", o, NOW) for o in probes] == [True, False, True]
+        assert len(d) == 2
+
+
+def test_expire_drops_the_live_hour_too() -> None:
+    d = Deduper()
+    d.check_batch(["a", "b"], [1, 2], NOW)
+    assert d.expire(NOW + 26 * HOUR) == [GEN]
+    assert len(d) == 0
+    assert list(d.hours()) == []
+    assert d.check_batch(["a"], [3], NOW + 26 * HOUR) == [False]
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_more_generations_than_filter_bits(batch: bool) -> None:
+    """Past 32 generations (only by loading far-apart hours) some are searched unfiltered."""
+    with patch.multiple(dedupe, _BITS=2, _MIN_SLOTS=1, _VECTOR_MIN=1):
+        d = Deduper()
+        for k in reversed(range(6)):  # the oldest get the bits, the newest inherit them
+            d.load_chunk(GEN - 10 * k * HOUR, _ENTRY.pack(id_hash(f"h{k}"), k))
+
+        def ask(offsets: list[int]) -> list[bool]:
+            ids = [f"h{k}" for k in range(6)]
+            if batch:
+                return d.check_batch(ids, offsets, NOW)
+            return [d.is_duplicate(i, o, NOW) for i, o in zip(ids, offsets, strict=True)]
+
+        assert ask([0, 1, 2, 3, 4, 5]) == [False] * 6
+        assert ask([9, 9, 9, 9, 9, 9]) == [True] * 6
+        # 20 h back and older are gone, the unfiltered ones among them; 0 h and 10 h stay
+        assert d.expire(NOW + 6 * HOUR) == [GEN - k * 10 * HOUR for k in (5, 4, 3, 2)]
+        assert ask([9, 9, 7, 8, 9, 10]) == [True, True, False, False, False, False]
+        assert ask([0, 1, 7, 8, 9, 10]) == [False] * 6
+        assert ask([1, 2, 8, 9, 10, 11]) == [True] * 6
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_the_filter_grows_and_shrinks_without_losing_ids(batch: bool) -> None:
+    with patch.multiple(dedupe, _MIN_SLOTS=1, LIVE_MAX=3, _VECTOR_MIN=1):
+        d = Deduper()
+        many = [f"m{i}" for i in range(200)]
+        for offset, event_id in enumerate(many):                 # grows 1 -> 256 slots
+            d.is_duplicate(event_id, offset, NOW)
+        assert d._slots.size >= 200
+        assert d.check_batch(many, [999] * 200, NOW) == [True] * 200
+        assert [d.is_duplicate(i, o, NOW) for o, i in enumerate(many)] == [False] * 200
+        d.check_batch(["k1", "k2", "k3"], [301, 302, 303], NOW + 2 * HOUR)
+        d.check_batch([], [], NOW + 3 * HOUR)
+        assert d.expire(GEN + RETENTION + 1) == [GEN]            # shrinks to 1 slot
+        ids = ["k1", "k2", "k3", "m7"]
+        if batch:
+            assert d.check_batch(ids, [1, 1, 1, 1], NOW + 3 * HOUR) == [True, True, True, False]
+        else:
+            assert [d.is_duplicate(i, 1, NOW + 3 * HOUR) for i in ids] == [True] * 3 + [False]
+        assert d._slots.size <= 8
+
+
+class Model:
+    """The oracle: one plain dict per hour; an id's first offset is its least one."""
+
+    def __init__(self) -> None:
+        self.gens: dict[int, dict[int, int]] = {}
+        self.new: list[tuple[int, int]] = []
+
+    def is_duplicate(self, event_id: str, offset: int, now: float) -> bool:
+        h = id_hash(event_id)
+        known = [g[h] for g in self.gens.values() if h in g]
+        if not known:
+            self.gens.setdefault(int(now // HOUR) * HOUR, {})[h] = offset
+            self.new.append((h, offset))
+            return False
+        return min(known) != offset
+
+    def take_chunk(self) -> bytes | None:
+        data = b"".join(_ENTRY.pack(h, o) for h, o in self.new)
+        self.new.clear()
+        return data or None
+
+    def load_chunk(self, hour: int, data: bytes) -> None:
+        gen = self.gens.setdefault(hour, {})
+        for h, o in _ENTRY.iter_unpack(data):
+            gen[h] = min(o, gen.get(h, o))
+
+    def expire(self, now: float) -> list[int]:
+        dropped = sorted(hour for hour in self.gens if hour < now - RETENTION)
+        for hour in dropped:
+            del self.gens[hour]
+        return dropped
+
+    def hours(self) -> list[int]:
+        return sorted(self.gens)
+
+    def __len__(self) -> int:
+        return len(set().union(*self.gens.values()))
+
+
+IDS = [f"e{i}" for i in range(12)]
+
+events = st.lists(
+    st.tuples(st.integers(0, len(IDS) - 1), st.booleans(), st.integers(0, 10**6)), max_size=20
+)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("batch"), events),
+        st.tuples(st.just("single"), events),
+        st.tuples(
+            st.just("advance"),
+            st.sampled_from([0, 1, 700, HOUR, 3 * HOUR, 11 * HOUR, 26 * HOUR, -5]),
+        ),
+        st.tuples(st.just("flush"), st.none()),
+        st.tuples(st.just("expire"), st.none()),
+        st.tuples(st.just("recover"), st.randoms(use_true_random=False)),
+        st.tuples(st.just("load"), st.tuples(st.integers(0, 10**6), st.booleans())),
+        st.tuples(
+            st.just("foreign"),
+            st.tuples(
+                st.integers(-30, 1),
+                st.lists(st.tuples(st.integers(0, len(IDS) - 1), st.integers(0, 40)), max_size=6),
+            ),
+        ),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    operations,
+    st.sampled_from([1, 2, 5, dedupe.LIVE_MAX]),
+    st.sampled_from([1, dedupe._VECTOR_MIN]),
+    st.sampled_from([1, 2, 3, dedupe._BITS]),
+    st.sampled_from([1, 4, dedupe._MIN_SLOTS]),
+    st.sampled_from([0, dedupe._SCALAR_PROBES]),
+)
+def test_against_the_model(
+    ops: list[tuple[str, Any]],
+    live_max: int,
+    vector_min: int,
+    bits: int,
+    min_slots: int,
+    scalar_probes: int,
+) -> None:
+    """Batches (duplicates, replays), time passing 25 h and more, changelog chunks,
+    recovery into a fresh deduper, chunks loaded into a live one, expiry."""
+    with patch.multiple(
+        dedupe,
+        LIVE_MAX=live_max,
+        _VECTOR_MIN=vector_min,
+        _BITS=bits,
+        _MIN_SLOTS=min_slots,
+        _SCALAR_PROBES=scalar_probes,
+    ):
+        d, model = Deduper(), Model()
+        now = NOW
+        offset = 0
+        sent: list[tuple[str, int]] = []
+        log: list[tuple[int, bytes]] = []  # the changelog: (hour, chunk)
+        for op, arg in ops:
+            if op in ("batch", "single"):
+                batch: list[tuple[str, int]] = []
+                for i, replay, pick in arg:
+                    if replay and sent:
+                        batch.append(sent[pick % len(sent)])
+                    else:
+                        offset += 1
+                        batch.append((IDS[i], offset))
+                sent.extend(batch)
+                expected = [model.is_duplicate(e, o, now) for e, o in batch]
+                if op == "batch":
+                    got = d.check_batch([e for e, _ in batch], [o for _, o in batch], now)
+                else:
+                    got = [d.is_duplicate(e, o, now) for e, o in batch]
+                assert got == expected
+            elif op == "advance":
+                now += arg
+            elif op == "flush":
+                chunk = d.take_chunk()
+                assert chunk == model.take_chunk()
+                if chunk is not None:
+                    log.append((int(now // HOUR) * HOUR, chunk))
+            elif op == "expire":
+                assert d.expire(now) == model.expire(now)
+                log = [(hour, c) for hour, c in log if hour >= now - RETENTION]
+            elif op == "recover":
+                # a crash: what was not flushed is lost; a new deduper loads the changelog
+                d, model = Deduper(), Model()
+                order = list(log)
+                arg.shuffle(order)
+                for hour, chunk in order:
+                    d.load_chunk(hour, chunk)
+                    model.load_chunk(hour, chunk)
+            elif op == "load" and log:
+                # a chunk of another incarnation, into this live deduper, maybe this hour
+                pick, this_hour = arg
+                hour, chunk = log[pick % len(log)]
+                if this_hour:
+                    hour = int(now // HOUR) * HOUR
+                d.load_chunk(hour, chunk)
+                model.load_chunk(hour, chunk)
+            elif op == "foreign":
+                # a zombie incarnation's chunk: its own offsets, any hour, into the changelog
+                hours_back, entries = arg
+                hour = int(now // HOUR) * HOUR + hours_back * HOUR
+                chunk = b"".join(_ENTRY.pack(id_hash(IDS[i]), o) for i, o in entries)
+                d.load_chunk(hour, chunk)
+                model.load_chunk(hour, chunk)
+                log.append((hour, chunk))
+            assert sorted(d.hours()) == model.hours()
+            assert len(d) == len(model)
+        # everything the model remembers, with its first offset
+        for n, e in enumerate(IDS):
+            probes = list(range(offset + 2))
+            if n % 2:
+                probes.reverse()
+            expected = [model.is_duplicate(e, o, now) for o in probes]
+            assert d.check_batch([e] * len(probes), probes, now) == expected
+            expected = [model.is_duplicate(e, o, now) for o in probes]
+            assert [d.is_duplicate(e, o, now) for o in probes] == expected
