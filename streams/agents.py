@@ -88,12 +88,12 @@ def register(worker: Worker, table: Any) -> None:
                 # empty cell could overwrite the owner's in the view. Fetched again later.
                 refused.add(tp)
                 continue
-            dedupe = store.dedupers[p]
             label_name = state.labels.name
-            for record in records:
-                offset = record.offset
-                event = Event.decode(record.value)
-                if dedupe.is_duplicate(event.event_id, offset, now):
+            events = [Event.decode(record.value) for record in records]
+            offsets = [record.offset for record in records]
+            seen = store.dedupers[p].check_batch([e.event_id for e in events], offsets, now)
+            for event, offset, duplicate in zip(events, offsets, seen, strict=True):
+                if duplicate:
                     health.duplicates += 1
                     continue
                 state.fold(offset, event, now)
