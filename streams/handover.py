@@ -78,6 +78,7 @@ def register(worker: Worker, table: Any) -> None:
             log.info("recovery superseded by a newer rebalance; waiting for its recovery")
             return
         loaded = store.rebuild(owned_partitions(worker))
+        store.drop_table_copy()
         gc.freeze()  # recovered state is long-lived: keep it out of full collections
         worker.republish |= loaded
         await republish(worker, set(worker.republish))

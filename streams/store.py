@@ -55,6 +55,8 @@ class PartitionStore:
         self._pruned_at: dict[int, float] = {}
         #: Changelog records written since the last :meth:`take_outbox`, in write order.
         self.outbox: list[tuple[int, bytes, bytes | None]] = []
+        #: Table keys of the id chunks, per partition and hour: what expiry tombstones.
+        self._chunk_keys: dict[int, dict[int, list[bytes]]] = {}
 
     def rebuild(self, owned: set[int]) -> set[int]:
         """Align in-memory states with the owned partitions, loading new ones from the table.
@@ -79,11 +81,31 @@ class PartitionStore:
                 self.states[p].load(parse_key(rest), value)
             elif kind == "u":
                 self.states[p].load_user(rest, value)
+            elif kind == "d":
+                hour = int(rest.split("|")[0])
+                self.dedupers[p].load_chunk(hour, value)
+                chunks = self._chunk_keys.setdefault(p, {}).setdefault(hour, [])
+                chunks.append(raw_key if isinstance(raw_key, bytes) else raw_key.encode())
             else:
-                self.dedupers[p].load_chunk(int(rest.split("|")[0]), value)
+                continue
             loaded[p] += 1
         log.info("recovered partitions %s (%s table records)", sorted(new), dict(loaded))
         return new
+
+    def drop_table_copy(self) -> int:
+        """Empty the table's in-memory copy once the states hold everything it holds.
+
+        Faust's memory store keeps every record it recovers, and the states hold the same
+        data decoded (cells) or by reference (users): a second copy of every key, cell
+        and id chunk, read by nobody until the next rebuild, which loads only partitions
+        new to this worker, from records Faust recovers again for them. The changelog
+        stays the state of record. Returns the number of records dropped.
+        """
+        data = self.table.data
+        n = len(data)
+        data.clear()
+        getattr(data, "_key_partition", {}).clear()  # Faust's bookkeeping of recovered keys
+        return n
 
     def forget(self, partitions: set[int]) -> int:
         """Drop revoked partitions: their states and their records in the table.
@@ -98,6 +120,7 @@ class PartitionStore:
             self.states.pop(p, None)
             self.dedupers.pop(p, None)
             self._pruned_at.pop(p, None)
+            self._chunk_keys.pop(p, None)
         prefixes = tuple(f"{p}|".encode() for p in partitions)
         data = self.table.data
         stale = [k for k in data
@@ -120,7 +143,9 @@ class PartitionStore:
         chunk = self.dedupers[p].take_chunk()
         if chunk is not None:
             hour = int(now // HOUR) * HOUR
-            self._write(p, f"{p}|d|{hour}|{state_chunk_id(chunk)}".encode(), chunk)
+            chunk_key = f"{p}|d|{hour}|{state_chunk_id(chunk)}".encode()
+            self._chunk_keys.setdefault(p, {}).setdefault(hour, []).append(chunk_key)
+            self._write(p, chunk_key, chunk)
         for identity, (_, data) in state.take_dirty_users().items():
             self._write(p, user_table_key(p, identity), data)
         return changed
@@ -136,13 +161,11 @@ class PartitionStore:
         gone = state.expired(now)
         for key in gone:
             self._write(p, cell_table_key(p, key), None)
-        dropped_hours = set(self.dedupers[p].expire(now))
-        if dropped_hours:
-            prefix = f"{p}|d|"
-            for raw_key in list(self.table.data.keys()):
-                text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-                if text.startswith(prefix) and int(text.split("|")[2]) < now - RETENTION:
-                    self._write(p, raw_key, None)
+        self.dedupers[p].expire(now)
+        chunks = self._chunk_keys.get(p, {})
+        for hour in [h for h in chunks if h < now - RETENTION]:
+            for chunk_key in chunks.pop(hour):
+                self._write(p, chunk_key, None)
         if now - self._pruned_at.get(p, 0.0) >= USER_PRUNE_INTERVAL:
             self._pruned_at[p] = now
             for identity, data in state.prune_users(now).items():
@@ -155,10 +178,7 @@ class PartitionStore:
         return out
 
     def _write(self, p: int, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.table.data.pop(key, None)
-        else:
-            self.table.data[key] = value
+        # Only to the changelog: the table's in-memory copy is read once, by rebuild().
         self.outbox.append((p, key, value))
 
 
