@@ -26,24 +26,35 @@ from streams.topics import true_end_offsets
 pytestmark = pytest.mark.slow
 
 
-async def _end_offset_after_one_batch(bootstrap: str, records: int) -> tuple[int, int]:
+async def _one_batch(bootstrap: str, partitions: int, records: int) -> tuple[str, int]:
+    """A new topic whose partition 0 holds one batch of ``records``: (topic, watermark)."""
     topic = f"hw-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    await admin.create_topics([NewTopic(topic, 1, 1)])
+    await admin.create_topics([NewTopic(topic, partitions, 1)])
     await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await producer.start()
-    await consumer.start()
     try:
         futures = [await producer.send(topic, b"v", partition=0) for _ in range(records)]
-        last = (await asyncio.gather(*futures))[-1].offset
-        tp = TopicPartition(topic, 0)
-        return last + 1, (await consumer.end_offsets([tp]))[tp]
+        return topic, (await asyncio.gather(*futures))[-1].offset + 1
     finally:
         await producer.stop()
+
+
+async def _reported_ends(bootstrap: str, tps: list[TP]) -> dict[TP, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(*tp) for tp in tps])
+    finally:
         await consumer.stop()
+    return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+
+async def _end_offset_after_one_batch(bootstrap: str, records: int) -> tuple[int, int]:
+    topic, watermark = await _one_batch(bootstrap, 1, records)
+    return watermark, (await _reported_ends(bootstrap, [TP(topic, 0)]))[TP(topic, 0)]
 
 
 @pytest.mark.xfail(strict=True, reason="BUG (tansu 0.6, embedded broker): ListOffsets(LATEST) "
@@ -55,29 +66,11 @@ def test_end_offsets_are_the_high_watermark(broker: Service) -> None:
 
 
 async def _corrected_end_offset(bootstrap: str, records: int) -> tuple[int, int, int]:
-    topic = f"hw-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, 2, 1)])
-    await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=100)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, b"v", partition=0) for _ in range(records)]
-        last = (await asyncio.gather(*futures))[-1].offset
-    finally:
-        await producer.stop()
-    settings = load_settings(broker=f"kafka://{bootstrap}")
+    topic, watermark = await _one_batch(bootstrap, 2, records)
     full, empty = TP(topic, 0), TP(topic, 1)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(*full), TopicPartition(*empty)])
-    finally:
-        await consumer.stop()
-    reported = {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
-    corrected = await true_end_offsets(settings, reported)
-    return last + 1, corrected[full], corrected[empty]
+    reported = await _reported_ends(bootstrap, [full, empty])
+    corrected = await true_end_offsets(load_settings(broker=f"kafka://{bootstrap}"), reported)
+    return watermark, corrected[full], corrected[empty]
 
 
 def test_recovery_uses_the_true_end_offset(broker: Service) -> None:
