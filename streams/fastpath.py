@@ -19,9 +19,10 @@ stamps and the dedupe map make re-processing exact).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, cast
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -30,6 +31,33 @@ from mode import Service
 Records = list[tuple[TP, list[Any]]]
 # A handler returns the partitions it could not take yet; those are fetched again.
 BatchHandler = Callable[[Records], Awaitable[set[TP]]]
+
+
+async def seek_to_committed(consumer: AIOKafkaConsumer, topics: Collection[str],
+                            reset: str) -> dict[TopicPartition, int | None]:
+    """aiokafka's ``seek_to_committed``, except that a partition of ``topics`` with no
+    committed offset is also moved: to where ``reset`` says a fresh group starts.
+
+    Faust drops records it has fetched but may not deliver (flow stopped, partition not
+    active, generation changed) and relies on this seek to fetch them again. aiokafka
+    only seeks partitions whose committed offset is > 0 and leaves the others where
+    prefetching left them, past the dropped records. At the end of a changelog recovery
+    Faust pauses the changelog partitions before it resumes the stream ones, and a fetch
+    in flight during that instant (an empty set of active partitions means "all" to
+    aiokafka) drains up to ``max_poll_records`` of a source or by-user partition that
+    ``_drain_messages`` then drops as not active (seen after most recoveries). If no
+    worker had committed that partition yet (the previous one was killed within its
+    first commit interval), those records were never read again: source records never
+    re-keyed, by-user records never folded, and the metrics short for good.
+    """
+    committed: dict[TopicPartition, int | None] = await consumer.seek_to_committed()
+    unset = [tp for tp, offset in committed.items() if tp.topic in topics and not offset]
+    if unset:
+        if reset == "latest":
+            await consumer.seek_to_end(*unset)
+        else:
+            await consumer.seek_to_beginning(*unset)
+    return committed
 
 
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -48,6 +76,13 @@ class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             consumer._fetch_max_wait_ms = wait_ms  # read when its fetcher starts
         return consumer
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's ``perform_seek``: see :func:`seek_to_committed`."""
+        topics = set(getattr(self.app, "batch_handlers", {}))
+        reset = self.app.conf.consumer_auto_offset_reset
+        return cast(Mapping[TP, int], await self.call_thread(
+            seek_to_committed, self._ensure_consumer(), topics, reset))
+
 
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, with whole-fetch delivery for topics that have a handler."""
@@ -64,6 +99,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
         reported = await super().highwaters(*partitions)
         correct = getattr(self.app, "end_offsets", None)
         return reported if correct is None else await correct(reported)
+
+    #: Seeks so far; a batch handled across a seek must not overwrite its read offsets.
+    _seeks = 0
+
+    async def perform_seek(self) -> None:
+        self._seeks += 1
+        await super().perform_seek()
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self._seeks += 1
+        await super().seek(partition, offset)
 
     def bulk_ack(self, tp: TP, records: list[Any]) -> None:
         """Ack many offsets of one partition (same bookkeeping as ``Consumer.ack``)."""
@@ -124,13 +170,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 for topic, items in batches.items():
                     if not self.flow_active or generation != self.app.consumer_generation_id:
                         break  # rebalancing: leave these records to the next owner
+                    seeks = self._seeks
                     refused = await handlers[topic](items)
+                    # Faust's recovery may seek to the committed offsets while a handler
+                    # runs (records fetched before the seek): the read offsets the seek
+                    # set must stand, or the records it fetches again are not fresh.
+                    sought = self._seeks != seeks
                     for tp, recs in items:
                         if tp in refused:
                             await self.seek(tp, recs[0].offset)
                             continue
                         self.bulk_ack(tp, recs)
-                        read_offset[tp] = recs[-1].offset + 1
+                        if not sought:
+                            read_offset[tp] = recs[-1].offset + 1
                 if self._commit_every is not None and self._n_acked >= self._commit_every:
                     self._n_acked = 0
                     await self.commit()
