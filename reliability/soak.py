@@ -114,6 +114,7 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
                                  generator.batch, rate)
             sender.start()
             started = time.monotonic()
+            stopped_early: float | None = None
             assert broker.proc is not None
             while time.monotonic() - started < minutes * 60:
                 time.sleep(every - (time.monotonic() - started) % every)
@@ -123,6 +124,13 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
                     raise SystemExit(f"worker exited {worker.returncode}; see {workdir}")
                 points.append(_point(started, sender.sent, url, worker.pid, broker.proc.pid))
                 print(json.dumps(asdict(points[-1])), flush=True)
+                if available_mib() < MIN_AVAILABLE_MIB:
+                    # The embedded broker keeps every record in memory: stop the traffic
+                    # before it takes the machine down, and still drain and report.
+                    stopped_early = points[-1].t
+                    print(f"stopping the traffic at {stopped_early:.0f} s: less than "
+                          f"{MIN_AVAILABLE_MIB} MiB of memory left", flush=True)
+                    break
             sender.finish()
             sent = sender.sent
             drain = time.monotonic()
@@ -140,7 +148,23 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
                 worker.wait(20)
             except subprocess.TimeoutExpired:
                 worker.kill()
-    return summarize(points, final, rate, minutes, max_rss_mib_per_min, drained_in)
+    summary = summarize(points, final, rate, minutes, max_rss_mib_per_min, drained_in)
+    summary["stopped_early_at_s"] = stopped_early
+    summary["checks"]["ran the whole time"] = stopped_early is None
+    summary["ok"] = all(summary["checks"].values())
+    return summary
+
+
+#: Stop the traffic when the machine has less memory than this left (MiB).
+MIN_AVAILABLE_MIB = 2048
+
+
+def available_mib() -> float:
+    """``MemAvailable`` of /proc/meminfo, MiB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
 
 
 def _point(started: float, sent: int, url: str, pid: int, broker_pid: int) -> Point:
