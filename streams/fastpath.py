@@ -51,12 +51,15 @@ async def seek_to_committed(consumer: AIOKafkaConsumer, topics: Collection[str],
     re-keyed, by-user records never folded, and the metrics short for good.
     """
     committed: dict[TopicPartition, int | None] = await consumer.seek_to_committed()
-    unset = [tp for tp, offset in committed.items() if tp.topic in topics and not offset]
-    if unset:
-        if reset == "latest":
-            await consumer.seek_to_end(*unset)
-        else:
-            await consumer.seek_to_beginning(*unset)
+    mine = {tp: offset for tp, offset in committed.items() if tp.topic in topics}
+    # A committed 0 means "from the start", whatever the reset policy says.
+    to_start = [tp for tp, offset in mine.items()
+                if offset == 0 or (offset is None and reset != "latest")]
+    to_end = [tp for tp, offset in mine.items() if offset is None and reset == "latest"]
+    if to_start:
+        await consumer.seek_to_beginning(*to_start)
+    if to_end:
+        await consumer.seek_to_end(*to_end)
     return committed
 
 
