@@ -1,7 +1,9 @@
 """The two batch agents: ``ingest`` (validate, re-key) and ``aggregate`` (dedupe, fold).
 
 Both receive whole fetches from :class:`streams.fastpath.BatchConsumer`, as a list
-of (partition, records). Their offsets are acked when they return.
+of (partition, records). ``ingest``'s offsets are acked when it returns;
+``aggregate``'s at the next checkpoint, once the table holds what they changed
+(``streams/checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
 
 from events.model import Event
 from events.rejection import Rejection, dlq_envelope
+from streams.checkpoint import checkpoint
 from streams.fastpath import Records
-from streams.publish import BatchPublisher, partition_for, send_changelog
+from streams.publish import BatchPublisher, partition_for
 
 if TYPE_CHECKING:
     from streams.app import Worker
@@ -69,16 +73,21 @@ def register(worker: Worker, table: Any) -> None:
         return set()
 
     async def aggregate(batch: Records) -> set[TP]:
-        """Drop duplicates, fold events into their partition's cells, write each changed
-        cell once to the table (confirmed by the broker) and to the serving view.
+        """Drop duplicates, fold events into their partition's cells and write each
+        changed cell once to the serving view; the table and the offsets wait for the
+        next checkpoint.
 
-        Holds ``worker.folding`` throughout, so a revocation waits for it (handover.py).
+        Holds ``worker.folding`` throughout, so a revocation and a checkpoint wait for it.
         """
         async with worker.folding:
             return await fold_batch(batch)
 
+    aggregate.acks_itself = True  # type: ignore[attr-defined]
+    app.before_commit = partial(checkpoint, worker, changelog_topic)  # type: ignore[attr-defined]
+
     async def fold_batch(batch: Records) -> set[TP]:
         now = time.time()
+        generation = app.consumer_generation_id
         touched, refused = [], set()
         for tp, records in batch:
             p = tp.partition
@@ -102,9 +111,9 @@ def register(worker: Worker, table: Any) -> None:
                 if event.ts > health.watermark:
                     health.watermark = event.ts
             touched.append(p)
-        changed = {p: store.flush(p, now) for p in touched}
+            worker.unacked.append((generation, tp, offsets))
+        changed = {p: store.take_changed(p) for p in touched}
         await asyncio.gather(
-            send_changelog(producer(), changelog_topic, store.take_outbox()),
             *(publish(p, cells) for p, cells in changed.items() if p not in worker.republish))
         return refused
 

@@ -8,11 +8,13 @@ see DESIGN.md):
   internal by-user topic. So every copy of an event and all of a user's events
   meet in one partition, whatever the producer's key was.
 - ``aggregate`` reads the by-user topic, drops duplicate ids, folds events into the
-  partition's cells, writes changed cells to the ``state`` table and to Redis.
+  partition's cells and writes changed cells to Redis at once; the ``state`` table
+  is written at each commit (``streams/checkpoint.py``).
 
-Both only send before their offsets are committed (Faust flushes the producer
-before each commit), so a crash replays, never loses; replays are made exact by
-the cell stamps and the id-to-first-offset map.
+Offsets are committed only after what they changed was sent and confirmed (the
+producer is flushed, the table checkpointed before each commit), so a crash
+replays, never loses; replays are made exact by the cell stamps and the
+id-to-first-offset map.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import faust
 from redis.asyncio import Redis
@@ -67,6 +70,9 @@ class Worker:
     ready: bool = False
     #: Held by ``aggregate`` for a whole batch; a revocation waits for it (handover.py).
     folding: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Folded by-user offsets not yet in the table: (generation, partition, offsets),
+    #: acked by the next checkpoint (``streams/checkpoint.py``).
+    unacked: list[tuple[int, Any, list[int]]] = field(default_factory=list)
 
 
 def create_app(settings: Settings, definitions: Definitions) -> Worker:

@@ -10,7 +10,10 @@ tables work unchanged. Every other topic (changelogs, the assignor's) keeps
 Faust's normal per-message path.
 
 A handler is awaited inside the fetch loop, so a slow handler applies
-back-pressure to fetching. Offsets are acked only after the handler returns; if it
+back-pressure to fetching. Offsets are acked only after the handler returns (or,
+for a handler marked ``acks_itself``, when the handler acks them through
+:meth:`BatchConsumer.ack_offsets`; ``before_commit`` on the app runs before every
+commit, see ``streams/checkpoint.py``); if it
 is cancelled (rebalance, shutdown) its records are not acked and are fetched again
 by whoever owns the partition next, which the handlers tolerate by design (offset
 stamps and the dedupe map make re-processing exact).
@@ -114,15 +117,29 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._seeks += 1
         await super().seek(partition, offset)
 
-    def bulk_ack(self, tp: TP, records: list[Any]) -> None:
+    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        """Faust's commit, after the app's ``before_commit`` (the table checkpoint).
+
+        Faust commits on its timer, on revocation and on stop. A failed checkpoint acks
+        nothing, so what the commit makes durable stays covered by the changelog.
+        """
+        before = getattr(self.app, "before_commit", None)
+        if before is not None:
+            try:
+                await before()
+            except Exception as exc:
+                self.log.warning("checkpoint before commit failed (retried at the next "
+                                 "commit): %r", exc)
+        return await super().commit(topics, start_new_transaction=start_new_transaction)
+
+    def ack_offsets(self, tp: TP, offsets: list[int]) -> None:
         """Ack many offsets of one partition (same bookkeeping as ``Consumer.ack``)."""
         with ack_lock:
             committed = self._committed_offset[tp]
             index = self._acked_index[tp]
             acked = self._acked[tp]
             n = 0
-            for record in records:
-                offset = record.offset
+            for offset in offsets:
                 if (committed is None or offset >= committed) and offset not in index:
                     index.add(offset)
                     acked.append(offset)
@@ -179,11 +196,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     # runs (records fetched before the seek): the read offsets the seek
                     # set must stand, or the records it fetches again are not fresh.
                     sought = self._seeks != seeks
+                    acks = not getattr(handlers[topic], "acks_itself", False)
                     for tp, recs in items:
                         if tp in refused:
                             await self.seek(tp, recs[0].offset)
                             continue
-                        self.bulk_ack(tp, recs)
+                        if acks:
+                            self.ack_offsets(tp, [r.offset for r in recs])
                         if not sought:
                             read_offset[tp] = recs[-1].offset + 1
                 if self._commit_every is not None and self._n_acked >= self._commit_every:

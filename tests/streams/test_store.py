@@ -40,13 +40,19 @@ def _fold(store: PartitionStore, p: int, offset: int, ev: Event) -> None:
     store.states[p].fold(offset, ev, NOW)
 
 
-def test_flush_sends_cells_then_ids_then_users() -> None:
+def _flush(store: PartitionStore, p: int) -> list[tuple[int, bytes, bytes | None]]:
+    """What a batch then a checkpoint do: the changed cells, then the changelog records."""
+    store.take_changed(p)
+    return store.checkpoint(NOW)
+
+
+def test_checkpoint_sends_cells_then_ids_then_users() -> None:
     store, _ = _store()
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     _fold(store, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
     _fold(store, 0, 2, Event("e2", "u2", NOW - 3, "product_viewed", "ios"))
-    changed = store.flush(0, NOW)
-    sent = store.take_outbox()
+    changed = store.take_changed(0)
+    sent = store.checkpoint(NOW)
     kinds = [key.decode().split("|")[1] for _, key, _ in sent]
     assert kinds == sorted(kinds, key="cdu".index)          # every c, then d, then every u
     assert kinds.count("u") == 2 and kinds.count("d") == 1
@@ -59,10 +65,10 @@ def test_rebuild_restores_users_and_replay_skips_what_they_hold() -> None:
     store, _ = _store()
     ev = Event("e0", "weird|id", NOW - 5, "signup", "web")
     _fold(store, 1, 7, ev)
-    store.flush(1, NOW)
+    records = _flush(store, 1)
     users = dict(store.states[1].users)
     table = Table()
-    recover(table, store.take_outbox())
+    recover(table, records)
     fresh = PartitionStore(D, table)
     assert fresh.rebuild({1}) == {1}
     assert fresh.states[1].users == users
@@ -76,22 +82,20 @@ def test_rebuild_restores_users_and_replay_skips_what_they_hold() -> None:
 def test_the_table_copy_is_dropped_after_recovery_and_nothing_else_reads_it() -> None:
     store, table = _store()
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
-    store.flush(0, NOW)
-    recover(table, store.take_outbox())
+    recover(table, _flush(store, 0))
     fresh = PartitionStore(D, table)
     fresh.rebuild({0})
     assert fresh.drop_table_copy() > 0 and not table.data
     _fold(fresh, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
-    fresh.flush(0, NOW)
+    records = _flush(fresh, 0)
     assert not table.data                                   # written to the changelog only
-    assert [k for _, k, _ in fresh.take_outbox() if b"|u|" in k] == [user_table_key(0, "u1")]
+    assert [k for _, k, _ in records if b"|u|" in k] == [user_table_key(0, "u1")]
 
 
 def test_expire_tombstones_id_chunks_past_the_retention_also_after_recovery() -> None:
     store, table = _store()
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
-    store.flush(0, NOW)
-    records = store.take_outbox()
+    records = _flush(store, 0)
     chunks = [k for _, k, _ in records if b"|d|" in k]
     assert len(chunks) == 1
     recover(table, records)
@@ -109,9 +113,8 @@ def test_expire_prunes_users_at_most_once_per_interval() -> None:
     store, _ = _store()
     _fold(store, 0, 0, Event("e0", "old", NOW - 29 * 86400, "signup"))
     _fold(store, 0, 1, Event("e1", "new", NOW - 60, "signup"))
-    store.flush(0, NOW)
+    _flush(store, 0)
     later = NOW + 20 * 86400
-    store.take_outbox()
     store.expire(0, later)
     sent = store.take_outbox()
     tombstones = [(key, value) for _, key, value in sent if b"|u|" in key]
@@ -124,9 +127,47 @@ def test_expire_prunes_users_at_most_once_per_interval() -> None:
 def test_losing_a_partition_forgets_its_users() -> None:
     store, table = _store()
     _fold(store, 1, 0, Event("e0", "u", NOW, "signup"))
-    store.flush(1, NOW)
-    recover(table, store.take_outbox())  # e.g. Faust recovered them in a later rebalance
+    recover(table, _flush(store, 1))  # e.g. Faust recovered them in a later rebalance
     assert any(k.startswith(b"1|") for k in table.data)
     store.rebuild({0})
     assert set(store.states) == {0}
     assert not any(k.startswith(b"1|") for k in table.data)  # no stale copy left
+
+
+def test_a_checkpoint_writes_each_cell_changed_since_the_last_once_in_its_latest_form() -> None:
+    store, _ = _store()
+    _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
+    first = store.take_changed(0)
+    _fold(store, 0, 1, Event("e1", "u2", NOW - 5, "signup", "web"))
+    second = store.take_changed(0)
+    assert set(first) == set(second)                        # two batches, the same cells
+    sent = store.checkpoint(NOW)
+    cells = [(k, v) for _, k, v in sent if b"|c|" in k]
+    assert len(cells) == len({k for k, _ in cells}) == len(second)
+    latest = {f"0|c|{k[0]}/{k[1]}/{k[2]}".encode(): data for k, (_, data) in second.items()}
+    assert dict(cells) == latest and latest != {
+        f"0|c|{k[0]}/{k[1]}/{k[2]}".encode(): data for k, (_, data) in first.items()}
+    users = [k for _, k, _ in sent if b"|u|" in k]
+    assert sorted(users) == [user_table_key(0, "u1"), user_table_key(0, "u2")]
+    assert store.checkpoint(NOW) == []                       # nothing changed since
+
+
+def test_records_the_broker_did_not_confirm_go_first_at_the_next_checkpoint() -> None:
+    store, _ = _store()
+    _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
+    lost = _flush(store, 0)
+    store.unsent(lost)
+    _fold(store, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
+    again = _flush(store, 0)
+    assert again[:len(lost)] == lost and len(again) > len(lost)
+
+
+def test_an_expired_cell_is_not_written_after_its_tombstone() -> None:
+    store, _ = _store()
+    _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
+    store.take_changed(0)                                   # a batch; no checkpoint yet
+    later = NOW + 40 * 86400
+    assert store.expire(0, later)
+    tombstoned = {k for _, k, v in store.take_outbox() if v is None and b"|c|" in k}
+    written = {k for _, k, _ in store.checkpoint(later) if b"|c|" in k}
+    assert tombstoned and not tombstoned & written

@@ -1,0 +1,56 @@
+"""Checkpoints: the table written and the by-user offsets acked together, once per commit.
+
+``aggregate`` folds every batch and publishes its cells to the serving view at once
+(freshness), but leaves its offsets unacked (:attr:`Worker.unacked`). Each consumer
+commit first runs :func:`checkpoint`: under ``worker.folding`` it sends every cell,
+id chunk and user changed since the last checkpoint to the changelog, waits for the
+broker to confirm them, and only then acks the offsets folded into them, which the
+commit that follows makes durable. So a committed offset is always covered by the
+changelog, as when every batch wrote its own records, with one write per changed key
+per commit interval instead of one per batch.
+
+Faust commits on its timer, on revocation (before it hands partitions over) and on
+stop, so those three write the table too; a crash loses only the folds of the
+current interval, which the next owner replays from the committed offsets exactly
+(offset stamps and the dedupe map).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from streams.publish import send_changelog
+
+if TYPE_CHECKING:
+    from streams.app import Worker
+
+log = logging.getLogger("leadline.checkpoint")
+
+
+async def checkpoint(worker: Worker, changelog_topic: str) -> None:
+    """Write what changed since the last checkpoint to the table, then ack its offsets.
+
+    Records the broker did not confirm are put back, ahead of newer ones, and their
+    offsets stay unacked: the next checkpoint sends them again (a repeated record is
+    harmless, each holds the whole value of its key).
+    """
+    app, store = worker.app, worker.store
+    async with worker.folding:
+        records = store.checkpoint(time.time())
+        acks, worker.unacked = worker.unacked, []
+        try:
+            producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+            await send_changelog(producer, changelog_topic, records)
+        except BaseException:
+            store.unsent(records)
+            worker.unacked[:0] = acks
+            raise
+        generation = app.consumer_generation_id
+        consumer: Any = app.consumer
+        for acked_in, tp, offsets in acks:
+            # Offsets of an older generation belong to an assignment that was revoked
+            # (its own checkpoint ran then); the next owner replays them exactly.
+            if acked_in == generation:
+                consumer.ack_offsets(tp, offsets)
