@@ -55,6 +55,9 @@ class Point:
     rss_mib: float
     broker_rss_mib: float
     scrape_ms: float
+    event_ids: float  # leadline_state_entries: what the worker's memory holds
+    users: float
+    cells: float
 
 
 def counters(samples: dict[Any, float]) -> tuple[float, float, float, float, float]:
@@ -170,9 +173,11 @@ def available_mib() -> float:
 def _point(started: float, sent: int, url: str, pid: int, broker_pid: int) -> Point:
     samples, seconds = timed_scrape(url, timeout=30)
     received, folded, dups, invalid, lag = counters(samples)
+    held = {kind: sample(samples, "leadline_state_entries", kind=kind)
+            for kind in ("event_ids", "users", "cells")}
     return Point(round(time.monotonic() - started, 1), sent, received, folded, dups, invalid,
                  lag, round(rss_kib(pid) / 1024, 1), round(rss_kib(broker_pid) / 1024, 1),
-                 round(seconds * 1000, 1))
+                 round(seconds * 1000, 1), held["event_ids"], held["users"], held["cells"])
 
 
 def summarize(points: list[Point], final: Point, rate: float, minutes: float,
@@ -200,6 +205,12 @@ def summarize(points: list[Point], final: Point, rate: float, minutes: float,
         "rss_mib": {"first": points[0].rss_mib, "after_warmup": steady[0].rss_mib,
                     "last": final.rss_mib, "max": max(p.rss_mib for p in points)},
         "rss_slope_mib_per_min": round(rss_per_s * 60, 2),
+        # What the RSS growth holds: state kept for a horizon (ids 25 h, users 30 d,
+        # cells their window), which grows until the horizon is reached, then is flat.
+        "held_growth_per_min": {kind: round(slope(steady, kind) * 60)
+                                for kind in ("event_ids", "users", "cells")},
+        "held_last": {"event_ids": final.event_ids, "users": final.users,
+                      "cells": final.cells},
         "rss_bytes_per_event": round(rss_per_s * 1024 * 1024 / events_per_s, 1),
         "broker_rss_mib": {"first": points[0].broker_rss_mib, "last": final.broker_rss_mib},
         "scrape_ms": {"first_quarter_median": first, "last_quarter_median": last,

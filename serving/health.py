@@ -39,6 +39,8 @@ class Health(Collector):
         self.redis_errors = 0
         self.view_rebuilds = 0
         self.broker_up = 0
+        #: What this worker's memory holds, by kind (``streams/maintenance.py``).
+        self.state_entries: dict[str, int] = {}
 
     def observe_lag(self, seconds: float) -> None:
         self._lag_counts[bisect.bisect_left(LAG_BUCKETS, seconds)] += 1
@@ -84,5 +86,11 @@ class Health(Collector):
                                 "last probe.", value=self.broker_up)
         yield CounterMetricFamily("leadline_redis_errors", "Failed Redis calls.",
                                   value=self.redis_errors)
+        held = GaugeMetricFamily("leadline_state_entries", "What the owned partitions hold "
+                                 "in memory: event ids remembered for dedupe, per-user "
+                                 "states, cells.", labels=["kind"])
+        for kind, n in sorted(self.state_entries.items()):
+            held.add_metric([kind], n)
+        yield held
         yield CounterMetricFamily("leadline_view_rebuilds", "Partitions republished to the "
                                   "serving view from the tables.", value=self.view_rebuilds)

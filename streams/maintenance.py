@@ -74,7 +74,8 @@ def register(worker: Worker, changelog_topic: str) -> None:
                     log.warning("serving view expiry of partition %s failed: %s", p, exc)
 
     @app.timer(5.0)
-    async def consumer_lag() -> None:
+    async def measure() -> None:
+        """Consumer lag and what memory holds, for the pipeline-health gauges."""
         consumer = app.consumer
         lag = {}
         for tp in consumer.assignment():
@@ -85,3 +86,9 @@ def register(worker: Worker, changelog_topic: str) -> None:
             if high is not None:
                 lag[(tp.topic, tp.partition)] = max(0, high - (position or 0))
         worker.health.consumer_lag = lag
+        store = worker.store
+        worker.health.state_entries = {
+            "event_ids": sum(d.held for d in store.dedupers.values()),
+            "users": sum(len(s.users) for s in store.states.values()),
+            "cells": sum(len(s.cells) for s in store.states.values()),
+        }

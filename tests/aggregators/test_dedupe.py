@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregators import dedupe
-from aggregators.dedupe import _ENTRY, HOUR, RETENTION, Deduper, id_hash
+from aggregators.dedupe import _ENTRY, HOUR, LIVE_MAX, RETENTION, Deduper, id_hash
 
 NOW = 1_700_000_000.0  # 22:13:20 UTC
 GEN = int(NOW // HOUR) * HOUR
@@ -38,6 +38,24 @@ def test_replay_of_the_same_message_is_not_a_duplicate() -> None:
     assert d.is_duplicate("e1", 10, NOW + 5) is False
     assert d.is_duplicate("e1", 10, NOW) is False
     assert len(d) == 1
+
+
+def test_held_counts_what_memory_holds_in_o1() -> None:
+    d = Deduper()
+    for i in range(LIVE_MAX + 10):                 # past the live dict: a run too
+        d.is_duplicate(f"id{i}", i, NOW)
+    d.is_duplicate("id0", 99, NOW)                 # a duplicate holds nothing new
+    assert d.held == len(d) == LIVE_MAX + 10
+    d.load_chunk(GEN, chunk_of(["id0", "new"]))
+    assert d.held == LIVE_MAX + 12                 # queued, before it is sorted
+    assert len(d) == LIVE_MAX + 11                 # distinct ids
+
+
+def chunk_of(ids: list[str]) -> bytes:
+    d = Deduper()
+    for i, event_id in enumerate(ids):
+        d.is_duplicate(event_id, i, NOW)
+    return d.take_chunk() or b""
 
 
 def test_take_chunk_hands_over_new_ids_once() -> None:
