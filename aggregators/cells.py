@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ _BIG_COUNTS = b"J"
 _SKETCHES = b"H"
 _HEADER = struct.Struct("<qI")
 _FRAME = struct.Struct("<BI")
+_CELL = 64  # the slots object and its offset int
 
 
 @dataclass(slots=True)
@@ -30,6 +32,15 @@ class Cell:
 
     offset: int = -1
     values: dict[str, Any] = field(default_factory=dict)
+
+    def nbytes(self) -> int:
+        """Memory held (an estimate from object sizes): the values dict, its labels and
+        their aggregates."""
+        size = _CELL + sys.getsizeof(self.values)
+        for label, value in self.values.items():
+            size += sys.getsizeof(label) + (
+                value.nbytes if isinstance(value, HyperLogLog) else sys.getsizeof(value))
+        return size
 
     def encode(self) -> bytes:
         if not self.values or isinstance(next(iter(self.values.values())), int):

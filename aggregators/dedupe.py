@@ -52,6 +52,7 @@ the same for one event without numpy.
 from __future__ import annotations
 
 import struct
+import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from itertools import repeat
@@ -72,6 +73,7 @@ _MIN_SLOTS = 1 << 10
 _NONE = np.iinfo(np.int64).max  # "not in any run"
 _U32 = np.uint64(32)
 _LOW32 = np.uint64(0xFFFFFFFF)
+_LIVE_INTS = sys.getsizeof(2**63) + sys.getsizeof(2**40)  # a hash and an offset
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
@@ -208,6 +210,18 @@ class Deduper:
         as it does for memory."""
         return self._entries + len(self._live) + sum(
             len(chunk) for gen in self._gens.values() for chunk in gen.pending)
+
+    def nbytes(self) -> int:
+        """Memory held (arrays exactly, the live dict estimated from object sizes)."""
+        arrays = sum(r.hashes.nbytes + r.offsets.nbytes
+                     for gen in self._gens.values() for r in gen.runs)
+        arrays += sum(chunk.nbytes for gen in self._gens.values() for chunk in gen.pending)
+        arrays += self._slots.nbytes + (0 if self._next is None else self._next.nbytes)
+        # a live entry: its dict slot share, a hash int and an offset int (also listed in
+        # _new_hashes / _new_offsets until the next chunk)
+        live = sys.getsizeof(self._live) + len(self._live) * _LIVE_INTS
+        pending = sys.getsizeof(self._new_hashes) + sys.getsizeof(self._new_offsets)
+        return arrays + live + pending
 
     def is_duplicate(self, event_id: str, offset: int, now: float) -> bool:
         """True if another message already carried this id (a replay of itself is not)."""

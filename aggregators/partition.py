@@ -13,6 +13,7 @@ possibly to other buckets than the event's own, and is handed over by
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -31,6 +32,9 @@ from config.definitions import Definitions
 from events.model import Event
 
 CellKey = tuple[str, int, int]
+_CELL_KEY = 200                        # a key tuple (str, int, int) and its dict slot
+_STR = sys.getsizeof("")               # an ASCII str's header
+_BYTES = sys.getsizeof(b"")            # a bytes object's header
 
 # Cell kinds. Distinct kinds hold HyperLogLogs per label, the others integer sums.
 USERS = "users"            # distinct active users, by platform
@@ -402,6 +406,17 @@ class PartitionState:
             del self.cells[key]
             self._dirty.discard(key)
         return gone
+
+    def nbytes(self) -> dict[str, int]:
+        """Memory held by the cells and by the users at rest (an estimate from object
+        sizes; the per-batch decoded users are left out)."""
+        cells = sys.getsizeof(self.cells) + len(self.cells) * _CELL_KEY + sum(
+            cell.nbytes() for cell in self.cells.values())
+        users = self.users
+        # identity strings (ASCII: header + 1 byte a character), records, the dict
+        keys = len(users) * _STR + sum(map(len, users))
+        values = len(users) * _BYTES + sum(map(len, users.values()))
+        return {"cells": cells, "users": sys.getsizeof(users) + keys + values}
 
     def encoded(self) -> dict[CellKey, tuple[int, bytes]]:
         """Every cell as (offset stamp, encoded cell), to rebuild the serving view."""

@@ -17,6 +17,7 @@ a worker's time with events spread over 30 days.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import xxhash
@@ -32,6 +33,7 @@ _DENSE = b"D"
 _PAIR = np.dtype([("index", "<u2"), ("rank", "u1")])
 #: A raise log this long (bytes) is no smaller than the registers: switch to dense.
 _LOG_LIMIT = M
+_BYTEARRAY = sys.getsizeof(bytearray())  # an object's own size, without its buffer
 
 
 def hash64(identity: str) -> int:
@@ -91,6 +93,12 @@ class HyperLogLog:
 
     def __repr__(self) -> str:
         return f"HyperLogLog(~{self.count():.0f})"
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held: the registers and the raise log, with their object headers."""
+        return _BYTEARRAY + len(self.registers) + (
+            0 if self.log is None else _BYTEARRAY + len(self.log))
 
     def count(self) -> float:
         """Estimated number of distinct hashes added."""

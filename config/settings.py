@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         "fetch.max.wait): lower is fresher, higher sends fewer empty fetches when idle.",
     )
     commit_interval: float = Field(
-        default=1.0, gt=0, description="Seconds between consumer offset commits."
+        default=1.0, gt=0, description="Seconds between consumer offset commits, each after "
+        "a checkpoint of the table (streams/checkpoint.py)."
     )
     scrape_cache_seconds: float = Field(
         default=0.5, ge=0,

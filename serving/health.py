@@ -41,6 +41,7 @@ class Health(Collector):
         self.broker_up = 0
         #: What this worker's memory holds, by kind (``streams/maintenance.py``).
         self.state_entries: dict[str, int] = {}
+        self.state_bytes: dict[str, int] = {}
 
     def observe_lag(self, seconds: float) -> None:
         self._lag_counts[bisect.bisect_left(LAG_BUCKETS, seconds)] += 1
@@ -92,5 +93,10 @@ class Health(Collector):
         for kind, n in sorted(self.state_entries.items()):
             held.add_metric([kind], n)
         yield held
+        size = GaugeMetricFamily("leadline_state_bytes", "Memory those entries take, "
+                                 "estimated from object and array sizes.", labels=["kind"])
+        for kind, n in sorted(self.state_bytes.items()):
+            size.add_metric([kind], n)
+        yield size
         yield CounterMetricFamily("leadline_view_rebuilds", "Partitions republished to the "
                                   "serving view from the tables.", value=self.view_rebuilds)

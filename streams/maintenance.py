@@ -92,3 +92,9 @@ def register(worker: Worker, changelog_topic: str) -> None:
             "users": sum(len(s.users) for s in store.states.values()),
             "cells": sum(len(s.cells) for s in store.states.values()),
         }
+        sizes = [s.nbytes() for s in store.states.values()]
+        worker.health.state_bytes = {
+            "event_ids": sum(d.nbytes() for d in store.dedupers.values()),
+            "users": sum(size["users"] for size in sizes),
+            "cells": sum(size["cells"] for size in sizes),
+        }

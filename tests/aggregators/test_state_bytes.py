@@ -1,0 +1,77 @@
+"""``leadline_state_bytes`` estimates what the state really takes (tracemalloc's count).
+
+The soak (``reliability/soak.py``) subtracts these estimates from the worker's RSS to
+tell growth of state kept for its horizon from a leak, so they must be close.
+"""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from aggregators.cells import Cell
+from aggregators.dedupe import HOUR, LIVE_MAX, Deduper
+from aggregators.partition import PartitionState
+from config.definitions import load_definitions
+from tests.aggregators.test_user_memory import NOW, typical_user
+
+D = load_definitions()
+
+
+def traced(build: Callable[[], Any]) -> tuple[Any, int]:
+    """What ``build()`` returns, and the memory it still holds (traced bytes)."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        made = build()
+        return made, tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("ids", [LIVE_MAX // 2, 400_000])
+def test_dedupe_bytes(ids: int) -> None:
+    names = [f"event-{i:012d}" for i in range(ids)]
+    gen = int(NOW // HOUR) * HOUR
+
+    def build() -> Deduper:
+        d = Deduper()
+        for start in range(0, ids, 5000):  # two hours: one sealed, one with a live dict
+            now = gen + (60.0 if start < ids // 2 else HOUR + 60.0)
+            d.check_batch(names[start:start + 5000], range(start, min(start + 5000, ids)), now)
+            d.take_chunk()
+        return d
+
+    d, held = traced(build)
+    assert d.nbytes() == pytest.approx(held, rel=0.05)
+
+
+def _state(users: int) -> PartitionState:
+    rng = random.Random(1)
+    state = PartitionState(D)
+    offset = 0
+    for i in range(users):
+        for ev in typical_user(i, rng):
+            state.fold(offset, ev, NOW)
+            offset += 1
+    state.take_dirty()
+    state.take_dirty_users()
+    return state
+
+
+def test_user_and_cell_bytes() -> None:
+    state = _state(3000)
+    # an equal copy of each, traced: identity strings, records, dict; decoded cells
+    users, users_held = traced(
+        lambda: {("x" + k)[1:]: bytes(bytearray(v)) for k, v in state.users.items()})
+    cells, cells_held = traced(
+        lambda: {(k[0] + "", k[1] + 2**62 - 2**62, k[2] + 2**62 - 2**62): Cell.decode(c.encode())
+                 for k, c in state.cells.items()})
+    assert users == state.users and len(cells) == len(state.cells)
+    size = state.nbytes()
+    assert size["users"] == pytest.approx(users_held, rel=0.05)
+    assert size["cells"] == pytest.approx(cells_held, rel=0.05)
