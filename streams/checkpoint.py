@@ -41,8 +41,9 @@ async def checkpoint(worker: Worker, changelog_topic: str) -> None:
         records = store.checkpoint(time.time())
         acks, worker.unacked = worker.unacked, []
         try:
-            producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-            await send_changelog(producer, changelog_topic, records)
+            if records:  # (a batch of duplicates only changes nothing)
+                producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+                await send_changelog(producer, changelog_topic, records)
         except BaseException:
             store.unsent(records)
             worker.unacked[:0] = acks

@@ -130,6 +130,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
             except Exception as exc:
                 self.log.warning("checkpoint before commit failed (retried at the next "
                                  "commit): %r", exc)
+        # This commit covers what the checkpoint acked: it must not count toward the
+        # next "commit every N acks" of the fetch loop (an extra checkpoint at once).
+        self._n_acked = 0
         return await super().commit(topics, start_new_transaction=start_new_transaction)
 
     def ack_offsets(self, tp: TP, offsets: list[int]) -> None:

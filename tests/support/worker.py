@@ -105,7 +105,7 @@ class WorkerProcess(ServingProcess):
         return super().scrape(timeout)
 
 
-def value(samples: Samples, name: str, **labels: str) -> float:
+def value(samples: Samples, name: str, /, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
