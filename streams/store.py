@@ -126,6 +126,9 @@ class PartitionStore:
             self._pruned_at.pop(p, None)
             self._chunk_keys.pop(p, None)
             self._unwritten.pop(p, None)
+        # Records a failed checkpoint put back: the next owner replays their events from
+        # the committed offsets; written late, they could overwrite its newer values.
+        self.outbox = [record for record in self.outbox if record[0] not in partitions]
         prefixes = tuple(f"{p}|".encode() for p in partitions)
         data = self.table.data
         stale = [k for k in data

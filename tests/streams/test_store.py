@@ -171,3 +171,14 @@ def test_an_expired_cell_is_not_written_after_its_tombstone() -> None:
     tombstoned = {k for _, k, v in store.take_outbox() if v is None and b"|c|" in k}
     written = {k for _, k, _ in store.checkpoint(later) if b"|c|" in k}
     assert tombstoned and not tombstoned & written
+
+
+def test_records_put_back_for_a_partition_handed_over_are_never_sent() -> None:
+    store, _ = _store()
+    _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
+    _fold(store, 1, 0, Event("e1", "u2", NOW - 5, "signup", "web"))
+    store.take_changed(0)
+    store.take_changed(1)
+    store.unsent(store.checkpoint(NOW))                    # the broker did not confirm
+    store.rebuild({0})                                     # partition 1 went elsewhere
+    assert {p for p, _, _ in store.checkpoint(NOW)} == {0}
