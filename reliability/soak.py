@@ -45,7 +45,7 @@ from config.definitions import load_definitions  # noqa: E402
 from embedded import services  # noqa: E402
 from reliability.harness import PacedSender, fetch, rss_kib, sample, timed_scrape  # noqa: E402
 
-KINDS = ("event_ids", "users", "cells")
+KINDS = ("event_ids", "users", "cells", "view_cells")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Point:
     event_ids: float  # leadline_state_entries: what the worker's memory holds
     users: float
     cells: float
+    view_cells: float
     state_mib: float  # leadline_state_bytes, all kinds: the memory those entries take
 
 
@@ -183,7 +184,7 @@ def _point(started: float, sent: int, url: str, pid: int, broker_pid: int) -> Po
     state = sum(sample(samples, "leadline_state_bytes", kind=kind) for kind in KINDS)
     return Point(round(time.monotonic() - started, 1), sent, received, folded, dups, invalid,
                  lag, round(rss_kib(pid) / 1024, 1), round(rss_kib(broker_pid) / 1024, 1),
-                 round(seconds * 1000, 1), held["event_ids"], held["users"], held["cells"],
+                 round(seconds * 1000, 1), *held.values(),
                  round(state / 2**20, 1))
 
 

@@ -89,7 +89,8 @@ class Health(Collector):
                                   value=self.redis_errors)
         held = GaugeMetricFamily("leadline_state_entries", "What the owned partitions hold "
                                  "in memory: event ids remembered for dedupe, per-user "
-                                 "states, cells.", labels=["kind"])
+                                 "states, cells; cells of all partitions decoded for "
+                                 "scrapes.", labels=["kind"])
         for kind, n in sorted(self.state_entries.items()):
             held.add_metric([kind], n)
         yield held

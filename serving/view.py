@@ -11,6 +11,7 @@ flushed or restarted) makes the owner republish the partition from its tables.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 
@@ -29,6 +30,9 @@ for i = 1, #ARGV, 3 do
 end
 return 1
 """
+
+
+_CACHED = 250  # a (partition, field) key, its str, the (stamp, cell) tuple, the stamp
 
 
 class ServingView:
@@ -79,6 +83,15 @@ class ServingView:
                 pipe.exists(self._keys(p)[2])
             present = await pipe.execute()
         return [p for p, ok in zip(ps, present, strict=True) if not ok]
+
+    def cached(self) -> int:
+        """Cells of all partitions held decoded for scrapes."""
+        return len(self._cache)
+
+    def nbytes(self) -> int:
+        """Memory of those decoded cells (an estimate from object sizes, as the state's)."""
+        return sys.getsizeof(self._cache) + len(self._cache) * _CACHED + sum(
+            cell.nbytes() for _, cell in self._cache.values())
 
     async def read(self) -> list[tuple[CellKey, Cell]]:
         """Every cell of every partition; cells whose stamp did not move are not re-read."""

@@ -91,10 +91,12 @@ def register(worker: Worker, changelog_topic: str) -> None:
             "event_ids": sum(d.held for d in store.dedupers.values()),
             "users": sum(len(s.users) for s in store.states.values()),
             "cells": sum(len(s.cells) for s in store.states.values()),
+            "view_cells": worker.view.cached(),
         }
         sizes = [s.nbytes() for s in store.states.values()]
         worker.health.state_bytes = {
             "event_ids": sum(d.nbytes() for d in store.dedupers.values()),
             "users": sum(size["users"] for size in sizes),
             "cells": sum(size["cells"] for size in sizes),
+            "view_cells": worker.view.nbytes(),
         }

@@ -6,7 +6,9 @@ tell growth of state kept for its horizon from a leak, so they must be close.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -75,3 +77,32 @@ def test_user_and_cell_bytes() -> None:
     size = state.nbytes()
     assert size["users"] == pytest.approx(users_held, rel=0.05)
     assert size["cells"] == pytest.approx(cells_held, rel=0.05)
+
+
+def test_view_cache_bytes(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """The serving view's decoded copy of every partition's cells (real Redis)."""
+    from redis.asyncio import Redis
+
+    from serving.view import ServingView
+
+    state = _state(3000)
+
+    async def run() -> tuple[ServingView, int]:
+        redis = Redis.from_url(f"redis://127.0.0.1:{redis_server.port}/0")
+        view = ServingView(redis, f"bytes-{time.time_ns()}", 1)
+        try:
+            await view.publish(0, state.encoded(), whole=True)
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                cells = await view.read()
+                del cells  # (the list read() returns is the caller's, not the view's)
+                return view, tracemalloc.get_traced_memory()[0] - base
+            finally:
+                tracemalloc.stop()
+        finally:
+            await redis.aclose()
+
+    view, held = asyncio.run(run())
+    assert view.cached() == len(state.cells)
+    assert view.nbytes() == pytest.approx(held, rel=0.05)
