@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from aggregators.cells import Cell
 from aggregators.indicators import HISTOGRAMS, Indicators, Sample
+from aggregators.partition import CellKey
 from serving.health import Health
 from serving.view import ServingView
 
@@ -80,8 +82,12 @@ class MetricsEndpoint:
     """Builds the exposition; the Redis read is shared by scrapes within ``cache_seconds``."""
 
     def __init__(self, view: ServingView, indicators: Indicators, health: Health,
-                 cache_seconds: float) -> None:
+                 cache_seconds: float,
+                 local: Callable[[], Mapping[int, Mapping[CellKey, Cell]]] | None = None,
+                 ) -> None:
         self.view = view
+        #: The cells of the partitions this worker owns (``ServingView.read``).
+        self.local = local
         self.indicators = indicators
         self.health = health
         self.cache_seconds = cache_seconds
@@ -97,7 +103,7 @@ class MetricsEndpoint:
         now = time.time()
         if now - self._at >= self.cache_seconds or not self._body:
             try:
-                self._cells = await self.view.read()
+                self._cells = await self.view.read(self.local() if self.local else None)
             except Exception:
                 # Redis down: windows still slide over the last cells read, and
                 # leadline_redis_up says the view is stale.

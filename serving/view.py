@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from redis.asyncio import Redis
 
@@ -93,22 +93,42 @@ class ServingView:
         return sys.getsizeof(self._cache) + len(self._cache) * _CACHED + sum(
             cell.nbytes() for _, cell in self._cache.values())
 
-    async def read(self) -> list[tuple[CellKey, Cell]]:
-        """Every cell of every partition; cells whose stamp did not move are not re-read."""
+    async def read(
+        self, local: Mapping[int, Mapping[CellKey, Cell]] | None = None,
+    ) -> list[tuple[CellKey, Cell]]:
+        """Every cell of every partition; cells whose stamp did not move are not re-read.
+
+        ``local``: the cells of the partitions this worker owns, as it folds them. They
+        are used as they are, unless Redis holds a newer stamp (a new owner still
+        replaying what its predecessor had published, see ``streams/checkpoint.py``):
+        no second, decoded copy of them in memory, and fresher by up to a batch.
+        """
+        local = local or {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in range(self.partitions):
                 pipe.hgetall(self._keys(p)[1])
             stamps = await pipe.execute()
+        out: list[tuple[CellKey, Cell]] = []
         wanted: list[tuple[int, str, int]] = []
         current: set[tuple[int, str]] = set()
         for p, table in enumerate(stamps):
+            mine = local.get(p)
+            newer: set[CellKey] = set()
             for raw_key, raw_stamp in table.items():
                 field = raw_key.decode()
                 stamp = int(raw_stamp)
+                if mine is not None:
+                    key = parse_key(field)
+                    cell = mine.get(key)
+                    if cell is not None and cell.offset >= stamp:
+                        continue
+                    newer.add(key)
                 current.add((p, field))
                 cached = self._cache.get((p, field))
                 if cached is None or cached[0] != stamp:
                     wanted.append((p, field, stamp))
+            if mine is not None:
+                out += [(key, cell) for key, cell in mine.items() if key not in newer]
         if wanted:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for p, field, _ in wanted:
@@ -119,4 +139,4 @@ class ServingView:
                     self._cache[(p, field)] = (stamp, Cell.decode(blob))
         for stale in set(self._cache) - current:
             del self._cache[stale]
-        return [(parse_key(field), cell) for (_, field), (_, cell) in self._cache.items()]
+        return out + [(parse_key(field), cell) for (_, field), (_, cell) in self._cache.items()]

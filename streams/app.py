@@ -121,15 +121,18 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     health = Health(leadline_version())
     view = ServingView(redis, settings.redis_prefix, settings.partitions)
+    store = PartitionStore(definitions, table)
     worker = Worker(
         settings=settings,
         definitions=definitions,
         app=app,
         health=health,
         view=view,
+        # Scrapes use the owned partitions' cells as folded (serving/view.py).
         endpoint=MetricsEndpoint(view, Indicators(definitions), health,
-                                 settings.scrape_cache_seconds),
-        store=PartitionStore(definitions, table),
+                                 settings.scrape_cache_seconds,
+                                 local=lambda: {p: s.cells for p, s in store.states.items()}),
+        store=store,
         decoder=Decoder(definitions),
         source=source,
         dlq=dlq,
