@@ -6,6 +6,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from streams import allocator
 from streams.publish import send_changelog
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def register(worker: Worker, changelog_topic: str) -> None:
             gone = {p: worker.store.expire(p, now) for p in list(worker.store.states)}
             producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
             await send_changelog(producer, changelog_topic, worker.store.take_outbox())
+        allocator.trim()  # the heap's free pages back to the OS (allocator.py)
         for p, cells in gone.items():
             if cells and p not in worker.republish:
                 try:
