@@ -184,8 +184,7 @@ def _point(started: float, sent: int, url: str, pid: int, broker_pid: int) -> Po
     state = sum(sample(samples, "leadline_state_bytes", kind=kind) for kind in KINDS)
     return Point(round(time.monotonic() - started, 1), sent, received, folded, dups, invalid,
                  lag, round(rss_kib(pid) / 1024, 1), round(rss_kib(broker_pid) / 1024, 1),
-                 round(seconds * 1000, 1), *held.values(),
-                 round(state / 2**20, 1))
+                 round(seconds * 1000, 1), state_mib=round(state / 2**20, 1), **held)
 
 
 def summarize(points: list[Point], final: Point, rate: float, minutes: float,

@@ -17,7 +17,6 @@ current interval, which the next owner replays from the committed offsets exactl
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +24,6 @@ from streams.publish import send_changelog
 
 if TYPE_CHECKING:
     from streams.app import Worker
-
-log = logging.getLogger("leadline.checkpoint")
 
 
 async def checkpoint(worker: Worker, changelog_topic: str) -> None:

@@ -71,7 +71,8 @@ def test_user_and_cell_bytes() -> None:
     users, users_held = traced(
         lambda: {("x" + k)[1:]: bytes(bytearray(v)) for k, v in state.users.items()})
     cells, cells_held = traced(
-        lambda: {(k[0] + "", k[1] + 2**62 - 2**62, k[2] + 2**62 - 2**62): Cell.decode(c.encode())
+        # (fresh key tuples and ints, as the state's own; kind strings are shared constants)
+        lambda: {(k[0], int(str(k[1])), int(str(k[2]))): Cell.decode(c.encode())
                  for k, c in state.cells.items()})
     assert users == state.users and len(cells) == len(state.cells)
     size = state.nbytes()
