@@ -306,7 +306,7 @@ class PartitionState:
             hll = values.get(label)
             if hll is None:
                 hll = values[label] = HyperLogLog()
-            if hll.registers[idx] < rank:
+            if hll.regs[idx] < rank:
                 hll.raise_register(idx, rank)
 
     def _cell(self, key: CellKey, offset: int) -> Cell | None:
@@ -332,7 +332,7 @@ class PartitionState:
             hll = cell.values.get(label)
             if hll is None:
                 hll = cell.values[label] = HyperLogLog()
-            if hll.registers[idx] < rank:
+            if hll.regs[idx] < rank:
                 hll.raise_register(idx, rank)
 
     def take_dirty(self) -> dict[CellKey, tuple[int, bytes]]:

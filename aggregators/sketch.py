@@ -6,6 +6,13 @@ bias tables, so small buckets (a quiet 15-second slice) are counted as well as l
 Adding the same hash twice is a no-op and merge is a register-wise max, so replaying
 events or merging partitions in any order gives the same sketch.
 
+Registers in memory: a sketch starts *sparse*, its non-zero registers in a dict
+(index -> rank, absent ones read as 0), and turns dense (the 16 KiB bytearray) at its
+``SPARSE_MAX + 1``-th raised register. Most sketches of a worker are small: with 1M
+users over 30 days, 2,391 of 3,012 had fewer than 256 raises (median 123), and their
+registers were ~47 MB of a ~330 MB worker. A sparse register read that misses costs a
+Python call (``__missing__``), so only small sketches pay it.
+
 Serialized form (written to the changelog for every changed sketch of every batch):
 while a sketch has had fewer than M/3 register raises it is its *raise log*, the
 (index, rank) pairs in the order they were applied, 3 bytes each, appended as they
@@ -34,6 +41,36 @@ _PAIR = np.dtype([("index", "<u2"), ("rank", "u1")])
 #: A raise log this long (bytes) is no smaller than the registers: switch to dense.
 _LOG_LIMIT = M
 _BYTEARRAY = sys.getsizeof(bytearray())  # an object's own size, without its buffer
+#: Raised registers a sparse sketch holds: the most a dict holds before its table grows
+#: from ~4.7 to ~9.3 KB; with its index ints, ~9.4 KB at most instead of 16 KiB.
+SPARSE_MAX = 170
+#: An index key above 256 (smaller ones are shared objects).
+_INT = sys.getsizeof(M)
+
+
+class _Sparse(dict[int, int]):
+    """The raised registers of a small sketch: index -> rank; the others read as 0."""
+
+    __slots__ = ()
+
+    def __missing__(self, idx: int) -> int:
+        return 0
+
+    def dense(self) -> bytearray:
+        regs = bytearray(M)
+        for idx, rank in self.items():
+            regs[idx] = rank
+        return regs
+
+    @property
+    def nbytes(self) -> int:
+        return sys.getsizeof(self) + _INT * sum(1 for idx in self if idx > 256)
+
+
+Registers = bytearray | _Sparse
+
+
+_HLL = 48  # the sketch object itself (two slots): sys.getsizeof(HyperLogLog())
 
 
 def hash64(identity: str) -> int:
@@ -42,23 +79,40 @@ def hash64(identity: str) -> int:
 
 
 class HyperLogLog:
-    """A mergeable distinct-count sketch. ``registers`` is a bytearray of length M;
-    ``log`` the raises applied so far while they are fewer than M/3, else ``None``."""
+    """A mergeable distinct-count sketch. ``regs`` reads register ``idx`` as
+    ``regs[idx]`` (sparse or dense, see the module doc); ``registers`` is always the M
+    bytes. ``log`` the raises applied so far while they are fewer than M/3, else ``None``."""
 
-    __slots__ = ("log", "registers")
-    registers: bytearray
+    __slots__ = ("log", "regs")
+    regs: Registers
     log: bytearray | None
 
-    def __init__(self, registers: bytearray | None = None,
+    def __init__(self, registers: Registers | None = None,
                  log: bytearray | None = None) -> None:
         if registers is None:
-            self.registers, self.log = bytearray(M), bytearray() if log is None else log
+            self.regs, self.log = _Sparse(), bytearray() if log is None else log
         else:
-            self.registers, self.log = registers, log
+            self.regs, self.log = registers, log
+
+    @property
+    def registers(self) -> bytearray:
+        """The M registers (a copy while sparse: write through :meth:`raise_register`)."""
+        regs = self.regs
+        return regs.dense() if isinstance(regs, _Sparse) else regs
+
+    def _dense(self) -> bytearray:
+        """The registers, dense from now on (to be modified in place)."""
+        regs = self.regs
+        if isinstance(regs, _Sparse):
+            regs = self.regs = regs.dense()
+        return regs
 
     def raise_register(self, idx: int, rank: int) -> None:
         """Set register ``idx`` to ``rank``; the caller checked that it is an increase."""
-        self.registers[idx] = rank
+        regs = self.regs
+        regs[idx] = rank
+        if type(regs) is _Sparse and len(regs) > SPARSE_MAX:
+            self.regs = regs.dense()
         log = self.log
         if log is not None:
             if len(log) < _LOG_LIMIT - 3:
@@ -71,7 +125,7 @@ class HyperLogLog:
         rest = h & _RANK_MASK
         rank = _Q - rest.bit_length() + 1
         idx = h >> _Q
-        if self.registers[idx] < rank:
+        if self.regs[idx] < rank:
             self.raise_register(idx, rank)
 
     def add(self, identity: str) -> None:
@@ -79,26 +133,34 @@ class HyperLogLog:
 
     def merge(self, other: HyperLogLog) -> HyperLogLog:
         """Union into ``self`` (in place) and return ``self``."""
-        a = np.frombuffer(self.registers, dtype=np.uint8)
+        a = np.frombuffer(self._dense(), dtype=np.uint8)
         np.maximum(a, np.frombuffer(other.registers, dtype=np.uint8), out=a)
         self.log = None
         return self
 
     def copy(self) -> HyperLogLog:
-        return HyperLogLog(bytearray(self.registers),
+        regs = self.regs
+        return HyperLogLog(_Sparse(regs) if isinstance(regs, _Sparse) else bytearray(regs),
                            None if self.log is None else bytearray(self.log))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HyperLogLog) and self.registers == other.registers
+        if not isinstance(other, HyperLogLog):
+            return False
+        a, b = self.regs, other.regs
+        if isinstance(a, _Sparse) and isinstance(b, _Sparse):
+            return a == b
+        return self.registers == other.registers
 
     def __repr__(self) -> str:
         return f"HyperLogLog(~{self.count():.0f})"
 
     @property
     def nbytes(self) -> int:
-        """Memory held: the registers and the raise log, with their object headers."""
-        return _BYTEARRAY + len(self.registers) + (
-            0 if self.log is None else _BYTEARRAY + len(self.log))
+        """Memory held: the sketch, its registers and raise log, with their headers."""
+        regs, log = self.regs, self.log
+        held = regs.nbytes if isinstance(regs, _Sparse) else _BYTEARRAY + len(regs)
+        # (a growing log's capacity is above its length: getsizeof counts the capacity)
+        return _HLL + held + (0 if log is None else sys.getsizeof(log))
 
     def count(self) -> float:
         """Estimated number of distinct hashes added."""
@@ -108,7 +170,7 @@ class HyperLogLog:
         """The raise log while it is shorter than the registers, else the registers."""
         if self.log is not None:
             return _LOG + self.log
-        return _DENSE + self.registers
+        return _DENSE + self.registers  # (never sparse: the log outlives sparseness)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HyperLogLog:
@@ -127,12 +189,15 @@ class HyperLogLog:
         raise ValueError("not a serialized HyperLogLog")
 
 
-def _apply(index: np.ndarray, rank: np.ndarray) -> bytearray:
-    """Registers holding the largest rank given for each index."""
+def _apply(index: np.ndarray, rank: np.ndarray) -> Registers:
+    """Registers holding the largest rank given for each index (sparse if few)."""
     if len(index) and int(index.max()) >= M:
         raise ValueError("not a serialized HyperLogLog: register index out of range")
     regs = np.zeros(M, dtype=np.uint8)
     np.maximum.at(regs, index, rank)
+    raised = np.flatnonzero(regs)
+    if len(raised) <= SPARSE_MAX:
+        return _Sparse(zip(raised.tolist(), regs[raised].tolist(), strict=True))
     return bytearray(regs.tobytes())
 
 
