@@ -40,8 +40,11 @@ def check_redis(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from streams import allocator
     from streams.app import create_app
     from streams.topics import BrokerUnreachable, ensure_topics
+
+    allocator.configure()  # before the big allocations: see streams/allocator.py
 
     try:
         settings = load_settings()

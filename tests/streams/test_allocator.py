@@ -41,3 +41,34 @@ def test_trim_returns_the_holes_of_a_fragmented_heap() -> None:
     held = before - freed                  # what free() alone gave back (little)
     assert before - trimmed > 150_000, (before, freed, trimmed)  # most of ~200 MB
     assert before - trimmed > 2 * held
+
+
+# A big block freed first (glibc then raises its mmap threshold to that size), then
+# 2 MiB blocks with long-lived small ones between them, then the 2 MiB ones freed.
+RAISED = """
+import json, sys
+sys.path.insert(0, {root!r})
+from reliability.harness import rss_kib
+from streams import allocator
+import os
+{setup}
+big = bytearray(30 << 20)
+del big
+blocks, keep = [], []
+for i in range(100):
+    blocks.append(bytearray(2 << 20))
+    keep.append(bytearray(1024))
+before = rss_kib(os.getpid())
+blocks.clear()
+freed = rss_kib(os.getpid())
+print(json.dumps([before, freed]))
+"""
+
+
+def test_a_fixed_mmap_threshold_returns_big_blocks_when_they_are_freed() -> None:
+    raised = _run(RAISED.replace("{setup}", ""))
+    fixed = _run(RAISED.replace("{setup}", "assert allocator.configure()"))
+    # glibc's own rule: the 2 MiB blocks went onto the heap, and their pages stay
+    assert raised[0] - raised[1] < 50_000, raised
+    # fixed at 1 MiB: each was mapped on its own and unmapped by free() (~200 MB)
+    assert fixed[0] - fixed[1] > 150_000, fixed
