@@ -82,8 +82,11 @@ def counters(samples: dict[Any, float]) -> tuple[float, float, float, float, flo
 
 def slope(points: list[Point], attr: str) -> float:
     """Least-squares slope of ``attr`` per second."""
-    xs = [p.t for p in points]
-    ys = [getattr(p, attr) for p in points]
+    return fit([p.t for p in points], [getattr(p, attr) for p in points])
+
+
+def fit(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ``ys`` over ``xs``."""
     if len(xs) < 2:
         return 0.0
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
@@ -92,7 +95,7 @@ def slope(points: list[Point], attr: str) -> float:
 
 
 def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
-        workdir: Path, drain_minutes: float = 15.0) -> dict[str, Any]:
+        workdir: Path, drain_minutes: float = 15.0, probe: bool = False) -> dict[str, Any]:
     broker_port, redis_port, web_port = (services.free_port() for _ in range(3))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")} | {
         "LEADLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
@@ -101,13 +104,17 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
         "LEADLINE_APP_ID": "soak", "LEADLINE_SCRAPE_CACHE_SECONDS": "0",
         "PYTHONPATH": str(ROOT),
     }
+    command = [sys.executable, "-c", "from cli.main import main; main()", "worker"]
+    probe_file = workdir / "memprobe.jsonl"
+    if probe:  # the same worker, sampling where its memory is (reliability/memprobe.py)
+        command = [sys.executable, "-m", "reliability.memprobe", "worker"]
+        env |= {"MEMPROBE_FILE": str(probe_file), "MEMPROBE_EVERY": "60"}
     url = f"http://127.0.0.1:{web_port}/metrics"
     points: list[Point] = []
     with services.stack(broker_port, redis_port, workdir) as (broker, _), \
             (workdir / "worker.log").open("ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-c", "from cli.main import main; main()", "worker"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(workdir))
+        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  cwd=str(workdir))
         try:
             deadline = time.monotonic() + 90
             while True:
@@ -159,10 +166,35 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
             except subprocess.TimeoutExpired:
                 worker.kill()
     summary = summarize(points, final, rate, minutes, max_rss_mib_per_min, drained_in)
+    if probe:
+        summary["memory_parts"] = memory_parts(probe_file, minutes)
     summary["stopped_early_at_s"] = stopped_early
     summary["checks"]["ran the whole time"] = stopped_early is None
     summary["ok"] = all(summary["checks"].values())
     return summary
+
+
+#: What the memory probe reports, part by part (``reliability/memprobe.py``).
+PARTS = ("rss_mib", "heap_in_use_mib", "heap_free_mib", "mapped_mib", "other_anon_mib")
+
+
+def memory_parts(path: Path, minutes: float) -> dict[str, Any]:
+    """Each part of the worker's memory after warm-up and at the end, and its slope.
+
+    The parts add up to the anonymous RSS: glibc's heap (in use, and free but resident
+    unless trimmed), blocks glibc mapped on their own, and the rest (mostly CPython's
+    small-object arenas). A leak shows as a part that keeps growing beyond the state.
+    """
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    steady = [r for r in rows if r["t"] >= minutes * 60 / 4 and "heap_in_use_mib" in r]
+    if len(steady) < 2:
+        return {"samples": len(rows)}
+    out: dict[str, Any] = {"samples": len(rows)}
+    for part in PARTS:
+        per_s = fit([r["t"] for r in steady], [r[part] for r in steady])
+        out[part] = {"after_warmup": steady[0][part], "last": steady[-1][part],
+                     "slope_mib_per_min": round(per_s * 60, 2)}
+    return out
 
 
 #: Stop the traffic when the machine has less memory than this left (MiB).
@@ -243,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-minutes", type=float, default=15.0,
                         help="longest wait for the worker to catch up at the end")
     parser.add_argument("--out", type=Path, default=None, help="write the summary as JSON")
+    parser.add_argument("--probe", action="store_true",
+                        help="sample where the worker's memory is, every minute "
+                             "(reliability/memprobe.py); adds memory_parts to the summary")
     args = parser.parse_args(argv)
     # Stop cleanly (worker, broker, Redis) on Ctrl-C or kill, also when started in the
     # background, where the shell ignores SIGINT.
@@ -250,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="leadline-soak-"))
     summary = run(args.minutes, args.rate, args.every, args.max_rss_mib_per_min, workdir,
-                  args.drain_minutes)
+                  args.drain_minutes, args.probe)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:

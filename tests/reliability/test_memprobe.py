@@ -1,0 +1,60 @@
+"""The soak's memory probe: its parts say where memory went (real allocations, measured
+in a fresh interpreter), and the summary fits each part's growth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from reliability.soak import memory_parts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ALLOCATE = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from reliability import memprobe
+started = time.monotonic()
+rows = [memprobe.sample(started)]
+heap = [bytearray(100 * 1024) for _ in range(500)]       # ~49 MiB on glibc's heap
+rows.append(memprobe.sample(started))
+small = [[i] for i in range(300_000)]                    # CPython's own arenas
+rows.append(memprobe.sample(started))
+print(json.dumps(rows))
+"""
+
+
+def test_the_parts_follow_where_memory_was_allocated() -> None:
+    out = subprocess.run([sys.executable, "-c", ALLOCATE.format(root=str(ROOT))],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    start, heaped, objects = json.loads(out.stdout)
+    assert heaped["heap_in_use_mib"] - start["heap_in_use_mib"] >= 45
+    assert heaped["rss_mib"] - start["rss_mib"] >= 45
+    # 300k one-item lists (~80 B each, gc-tracked) live in CPython's arenas, not the heap
+    assert objects["other_anon_mib"] - heaped["other_anon_mib"] >= 15
+    assert abs(objects["heap_in_use_mib"] - heaped["heap_in_use_mib"]) < 5
+    assert objects["objects"]["list"] >= 300_000
+    for row in (start, heaped, objects):  # the parts add up to the anonymous RSS
+        parts = (row["heap_in_use_mib"] + row["heap_free_mib"] + row["mapped_mib"]
+                 + row["other_anon_mib"])
+        assert abs(parts - row["anon_mib"]) < 0.5
+
+
+def test_memory_parts_fits_each_part_after_warm_up(tmp_path: Path) -> None:
+    rows = [{"t": 60.0 * k, "rss_mib": 100 + 10 * k, "heap_in_use_mib": 50 + 8 * k,
+             "heap_free_mib": 10.0 if k < 4 else 30.0, "mapped_mib": 5.0,
+             "other_anon_mib": 20 + 2 * k, "anon_mib": 0.0, "objects": {}}
+            for k in range(11)]
+    path = tmp_path / "memprobe.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parts = memory_parts(path, minutes=10)  # warm-up: the first 2.5 minutes
+    assert parts["samples"] == 11
+    assert parts["rss_mib"] == {"after_warmup": 130, "last": 200, "slope_mib_per_min": 10.0}
+    assert parts["heap_in_use_mib"]["slope_mib_per_min"] == 8.0
+    assert parts["mapped_mib"]["slope_mib_per_min"] == 0.0
+    assert parts["other_anon_mib"]["slope_mib_per_min"] == 2.0
+    assert parts["heap_free_mib"]["after_warmup"] == 10.0
+    assert parts["heap_free_mib"]["last"] == 30.0
+    assert memory_parts(tmp_path / "missing.jsonl", 10) == {"samples": 0}
