@@ -35,14 +35,15 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# Throughput, freshness, memory and recovery figures -> docs/performance.md (30-40 min;
+# Throughput, freshness, memory and recovery figures -> docs/performance.md (12-15 min;
 # BENCH_EVENTS=100000 make bench for a quick run). Not part of `make test`.
 bench: install
 	$(PY) -m bench.run
 
-# 30 minutes at 5,000 events/s: RSS and scrape time must stay flat (docs/reliability.md).
+# 30 minutes at 5,000 events/s: RSS beyond the state held and scrape time must stay flat;
+# --probe also reports where the worker's memory went (docs/reliability.md).
 soak: install
-	$(PY) -m reliability.soak --minutes 30 --rate 5000
+	$(PY) -m reliability.soak --minutes 30 --rate 5000 --probe
 
 # Dependency audit (policy in docs/reliability.md): the checks `make test` runs too
 # (tests/security/test_dependency_audit.py; waivers in tests/security/audit-ignore.txt),
