@@ -71,9 +71,6 @@ class _Sparse(dict[int, int]):
 Registers = bytearray | _Sparse
 
 
-_HLL = 48  # the sketch object itself (two slots): sys.getsizeof(HyperLogLog())
-
-
 def hash64(identity: str) -> int:
     """Stable 64-bit hash of an identity (the same on every worker and run)."""
     return xxhash.xxh3_64_intdigest(identity.encode())
@@ -188,6 +185,9 @@ class HyperLogLog:
             pairs["rank"] = np.frombuffer(body, dtype=np.uint8, offset=2 * n)
             return cls(_apply(pairs["index"], pairs["rank"]), bytearray(pairs.tobytes()))
         raise ValueError("not a serialized HyperLogLog")
+
+
+_HLL = sys.getsizeof(HyperLogLog())  # the sketch object itself (two slots)
 
 
 def _apply(index: np.ndarray, rank: np.ndarray) -> Registers:

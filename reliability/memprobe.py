@@ -15,7 +15,6 @@ Investigation only: it costs a ``gc.get_objects()`` pass per sample (tens of ms)
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -24,6 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from streams.allocator import libc_function
 
 MIB = 1 << 20
 _FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
@@ -35,12 +36,9 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _mallinfo2() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        function = libc.mallinfo2  # glibc >= 2.33
-    except (OSError, AttributeError):
-        return None
-    function.restype = _MallInfo2
+    function: Any = libc_function("mallinfo2")  # glibc >= 2.33
+    if function is not None:
+        function.restype = _MallInfo2
     return function
 
 

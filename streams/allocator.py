@@ -25,7 +25,8 @@ import ctypes.util
 from collections.abc import Callable
 
 
-def _libc(name: str) -> Callable[..., int] | None:
+def libc_function(name: str) -> Callable[..., int] | None:
+    """A function of the C library, or None where it is not glibc (or lacks it)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         function: Callable[..., int] = getattr(libc, name)
@@ -34,8 +35,8 @@ def _libc(name: str) -> Callable[..., int] | None:
     return function
 
 
-_TRIM = _libc("malloc_trim")
-_MALLOPT = _libc("mallopt")
+_TRIM = libc_function("malloc_trim")
+_MALLOPT = libc_function("mallopt")
 _M_MMAP_THRESHOLD = -3  # malloc.h
 #: Blocks at least this large are mapped on their own, and unmapped when freed.
 MMAP_THRESHOLD = 1 << 20

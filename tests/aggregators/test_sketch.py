@@ -14,6 +14,15 @@ from aggregators.sketch import SPARSE_MAX, HyperLogLog, M, hash64, union
 identities = st.lists(st.text(max_size=12), max_size=40)
 
 
+def sketch_from_raises(raises: list[tuple[int, int]]) -> HyperLogLog:
+    """Registers raised as the fold raises them: only where the rank is higher."""
+    h = HyperLogLog()
+    for idx, rank in raises:
+        if h.regs[idx] < rank:
+            h.raise_register(idx, rank)
+    return h
+
+
 def sketch_of(items: list[str]) -> HyperLogLog:
     h = HyperLogLog()
     for item in items:
@@ -123,10 +132,7 @@ def test_round_trip_of_the_raise_log(items: list[str]) -> None:
 
 @given(st.lists(st.tuples(st.integers(0, M - 1), st.integers(1, 51)), max_size=60))
 def test_the_log_replays_to_the_largest_rank_in_any_order(raises: list[tuple[int, int]]) -> None:
-    h = HyperLogLog()
-    for idx, rank in raises:
-        if h.registers[idx] < rank:
-            h.raise_register(idx, rank)
+    h = sketch_from_raises(raises)
     expected = bytearray(M)
     for idx, rank in raises:
         expected[idx] = max(expected[idx], rank)
@@ -246,23 +252,16 @@ def test_sparse_until_more_than_sparse_max_registers_then_dense(
 @given(raises_st, raises_st)
 def test_sparse_and_dense_sketches_merge_compare_and_union_alike(
         a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
-    def build(raises: list[tuple[int, int]]) -> HyperLogLog:
-        h = HyperLogLog()
-        for idx, rank in raises:
-            if h.regs[idx] < rank:
-                h.raise_register(idx, rank)
-        return h
-
-    sa, sb = build(a), build(b)
+    sa, sb = sketch_from_raises(a), sketch_from_raises(b)
     da, db = HyperLogLog(dense_reference(a)), HyperLogLog(dense_reference(b))
     assert sa == da and da == sa
     expected = dense_reference(a + b)
     assert union([sa, sb]).registers == union([da, db]).registers == expected
     copy = sa.copy()
+    assert copy == da
+    copy.raise_register(0, 60)  # above every generated rank (<= 51)
+    assert sa == da  # the copy did not share the sparse registers
     assert sa.merge(sb).registers == expected
-    assert copy == da  # the copy did not share the sparse registers
-    copy.raise_register(0, 60) if copy.regs[0] < 60 else None
-    assert HyperLogLog(dense_reference(a)) == da
 
 
 def test_a_small_sketch_holds_under_ten_kilobytes_and_accounts_for_them() -> None:
