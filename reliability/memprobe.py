@@ -10,23 +10,29 @@ glibc does not see), and the gc-tracked objects by type. ``make soak`` runs it w
 heap's resident free space was found (``streams/allocator.py``).
 
 Investigation only: it costs a ``gc.get_objects()`` pass per sample (tens of ms).
+``MEMPROBE_TRACE=1`` also traces allocations (tracemalloc, one frame) and adds the
+source lines holding most to every sample: slower, and a snapshot pauses the worker.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
+import heapq
 import json
 import os
+import sys
 import threading
 import time
-from collections import Counter
+import tracemalloc
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
 from streams.allocator import libc_function
 
 MIB = 1 << 20
+_ROOT = Path(__file__).resolve().parents[1]
 _FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
            "uordblks", "fordblks", "keepcost")
 
@@ -68,23 +74,113 @@ def sample(started: float) -> dict[str, Any]:
                 "mapped_mib": round(info.hblkhd / MIB, 1),
                 # what glibc does not hand out: CPython's arenas, thread stacks
                 "other_anon_mib": round(row["anon_mib"] - heap - info.hblkhd / MIB, 1)}
-    objects = Counter(type(o).__name__ for o in gc.get_objects())
-    row["objects"] = dict(objects.most_common(10))
+    tracked = gc.get_objects()
+    row["objects"] = dict(Counter(type(o).__name__ for o in tracked).most_common(10))
+    row["largest"] = largest_containers(tracked)
+    del tracked
     return row
 
 
-def _run(path: Path, every: float) -> None:
+_CONTAINERS = (list, dict, set, frozenset, deque)
+
+
+def largest_containers(tracked: list[Any], n: int = 8) -> list[dict[str, Any]]:
+    """The ``n`` longest lists, dicts, sets and deques, each with where it is held.
+
+    A growing container is how a few bytes an event stay behind (an offset never
+    acknowledged, an id never forgotten); its length tells it apart from the state.
+    Only gc-tracked ones: CPython stops tracking a dict that holds only atoms (str,
+    bytes, int keys and values), so the users and the live dedupe dict are not here;
+    the state gauges count those.
+    """
+    sized = [(len(o), o) for o in tracked if type(o) in _CONTAINERS]
+    top = [o for _, o in heapq.nlargest(n, sized, key=lambda pair: pair[0])]
+    del sized
+    return [{"type": type(o).__name__, "len": len(o), "held_by": held_by(o, tracked)}
+            for o in top]
+
+
+def held_by(target: Any, tracked: list[Any], depth: int = 3) -> str:
+    """A readable path to ``target``: ``Class.attribute`` or ``Class.attribute[key]``."""
+    path: list[str] = []
+    for _ in range(depth):
+        owner = _referrer(target, tracked)
+        if owner is None:
+            break
+        name, holder = owner
+        path.insert(0, name)
+        if not isinstance(holder, dict):
+            path.insert(0, type(holder).__qualname__)
+            break
+        target = holder
+    return "".join(path) if path else "?"
+
+
+def _referrer(target: Any, tracked: list[Any]) -> tuple[str, Any] | None:
+    """One object that holds ``target``, and under what name."""
+    for ref in gc.get_referrers(target):
+        if ref is tracked or isinstance(ref, type(sys._getframe())):
+            continue
+        if isinstance(ref, dict):
+            for key, value in ref.items():
+                if value is target:
+                    # an instance's __dict__ is named by its attribute, other dicts by key
+                    owners = [o for o in gc.get_referrers(ref)
+                              if getattr(o, "__dict__", None) is ref]
+                    if owners:
+                        return f".{key}", owners[0]
+                    return f"[{key!r:.40}]", ref
+        elif not isinstance(ref, _CONTAINERS):
+            # an attribute: in __slots__, or in an instance dict CPython holds inline
+            names = list(getattr(type(ref), "__slots__", ())) + list(
+                getattr(ref, "__dict__", {}))
+            for name in names:
+                if getattr(ref, name, None) is target:
+                    return f".{name}", ref
+    return None
+
+
+def traced_by_line(top: int = 40) -> dict[str, Any]:
+    """What tracemalloc holds, in total and at the ``top`` source lines holding most.
+
+    Lines, not a diff: a later run of the summary compares any two samples. The
+    snapshot holds the GIL for a second or more with millions of blocks.
+    """
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
+    stats = snapshot.statistics("lineno")
+    total = sum(stat.size for stat in stats)
+    lines = {f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}": s.size
+             for s in stats[:top]}
+    return {"total_mib": round(total / MIB, 2), "lines": lines}
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "lib/python3.11/", f"{_ROOT}/"):
+        filename = filename.rsplit(marker, 1)[-1]
+    return filename
+
+
+def _run(path: Path, every: float, trace: bool) -> None:
     started = time.monotonic()
     while True:
         time.sleep(every)
+        row = sample(started)
+        if trace:
+            row["traced"] = traced_by_line()
         with path.open("a") as out:
-            out.write(json.dumps(sample(started)) + "\n")
+            out.write(json.dumps(row) + "\n")
 
 
 def main() -> None:
     path = Path(os.environ["MEMPROBE_FILE"])
     every = float(os.environ.get("MEMPROBE_EVERY", "60"))
-    threading.Thread(target=_run, args=(path, every), daemon=True, name="memprobe").start()
+    # MEMPROBE_TRACE=N: trace allocations with N frames (slows the worker down)
+    frames = int(os.environ.get("MEMPROBE_TRACE", "0"))
+    if frames:
+        tracemalloc.start(frames)
+    threading.Thread(target=_run, args=(path, every, bool(frames)), daemon=True,
+                     name="memprobe").start()
     from cli.main import main as leadline
 
     leadline()

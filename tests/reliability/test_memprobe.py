@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reliability import memprobe
 from reliability.soak import memory_parts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +59,46 @@ def test_memory_parts_fits_each_part_after_warm_up(tmp_path: Path) -> None:
     assert parts["heap_free_mib"]["after_warmup"] == 10.0
     assert parts["heap_free_mib"]["last"] == 30.0
     assert memory_parts(tmp_path / "missing.jsonl", 10) == {"samples": 0}
+
+
+class _Consumer:
+    def __init__(self) -> None:
+        self.acked: dict[str, list[int]] = {"orders-0": list(range(200_000))}
+
+
+class _Slotted:
+    __slots__ = ("index",)
+
+    def __init__(self) -> None:
+        self.index = set(range(150_000))
+
+
+def test_the_longest_containers_are_named_by_who_holds_them() -> None:
+    consumer, slotted = _Consumer(), _Slotted()
+    largest = memprobe.sample(0.0)["largest"]
+    assert largest[0] == {"type": "list", "len": 200_000,
+                          "held_by": "_Consumer.acked['orders-0']"}
+    assert largest[1] == {"type": "set", "len": 150_000, "held_by": "_Slotted.index"}
+    assert len(largest) == 8
+    del consumer, slotted
+
+
+TRACE = """
+import json, sys, tracemalloc
+sys.path.insert(0, {root!r})
+tracemalloc.start(1)
+from reliability import memprobe
+held = [bytes(1000) for _ in range(20_000)]  # ~20 MiB from this line
+print(json.dumps(memprobe.traced_by_line(top=3)))
+"""
+
+
+def test_traced_lines_name_where_memory_is_held() -> None:
+    out = subprocess.run([sys.executable, "-c", TRACE.format(root=str(ROOT))],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    traced = json.loads(out.stdout)
+    (line, size), *_ = traced["lines"].items()
+    assert line == "<string>:6"
+    assert 20_000 * 1000 <= size < 20_000 * 1100
+    assert traced["total_mib"] >= 19
+    assert len(traced["lines"]) == 3
