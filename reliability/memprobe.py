@@ -22,6 +22,7 @@ import heapq
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -74,6 +75,7 @@ def sample(started: float) -> dict[str, Any]:
                 "mapped_mib": round(info.hblkhd / MIB, 1),
                 # what glibc does not hand out: CPython's arenas, thread stacks
                 "other_anon_mib": round(row["anon_mib"] - heap - info.hblkhd / MIB, 1)}
+    row |= pymalloc()
     tracked = gc.get_objects()
     row["objects"] = dict(Counter(type(o).__name__ for o in tracked).most_common(10))
     row["largest"] = largest_containers(tracked)
@@ -82,6 +84,41 @@ def sample(started: float) -> dict[str, Any]:
 
 
 _CONTAINERS = (list, dict, set, frozenset, deque)
+_PYMALLOC = {"# bytes in allocated blocks": "pymalloc_used_mib",
+             "# bytes in available blocks": "pymalloc_free_blocks_mib",
+             "unused pools": "pymalloc_free_pools_mib"}
+
+
+def pymalloc() -> dict[str, float]:
+    """CPython's small-object allocator: blocks in use, and free space it keeps.
+
+    Free blocks sit in pools that still hold live blocks; a pool whose blocks are all
+    free can serve any size; an arena (1 MiB) goes back to the OS only when all its
+    pools are free. ``sys._debugmallocstats`` prints to the C stderr only, so fd 2 is
+    pointed at a file for the call: a line another thread writes to stderr meanwhile
+    lands there, not in the log.
+    """
+    with tempfile.TemporaryFile("w+") as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read()
+    row = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        for marker, field in _PYMALLOC.items():
+            if marker in name and field not in row:
+                row[field] = round(int(value.replace(",", "")) / MIB, 1)
+        if name.startswith("Total"):  # the arenas' total; per-type free lists follow
+            row["pymalloc_arenas_mib"] = round(int(value.replace(",", "")) / MIB, 1)
+            break
+    return row
 
 
 def largest_containers(tracked: list[Any], n: int = 8) -> list[dict[str, Any]]:

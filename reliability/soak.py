@@ -175,7 +175,8 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
 
 
 #: What the memory probe reports, part by part (``reliability/memprobe.py``).
-PARTS = ("rss_mib", "heap_in_use_mib", "heap_free_mib", "mapped_mib", "other_anon_mib")
+PARTS = ("rss_mib", "heap_in_use_mib", "heap_free_mib", "mapped_mib", "other_anon_mib",
+         "pymalloc_used_mib", "pymalloc_free_blocks_mib", "pymalloc_free_pools_mib")
 
 
 def memory_parts(path: Path, minutes: float) -> dict[str, Any]:
@@ -183,14 +184,15 @@ def memory_parts(path: Path, minutes: float) -> dict[str, Any]:
 
     The parts add up to the anonymous RSS: glibc's heap (in use, and free but resident
     unless trimmed), blocks glibc mapped on their own, and the rest (mostly CPython's
-    small-object arenas). A leak shows as a part that keeps growing beyond the state.
+    small-object arenas, which it splits into blocks in use and free space it keeps).
+    A leak shows as a part that keeps growing beyond the state.
     """
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     steady = [r for r in rows if r["t"] >= minutes * 60 / 4 and "heap_in_use_mib" in r]
     if len(steady) < 2:
         return {"samples": len(rows)}
     out: dict[str, Any] = {"samples": len(rows)}
-    for part in PARTS:
+    for part in (p for p in PARTS if p in steady[0]):
         per_s = fit([r["t"] for r in steady], [r[part] for r in steady])
         out[part] = {"after_warmup": steady[0][part], "last": steady[-1][part],
                      "slope_mib_per_min": round(per_s * 60, 2)}

@@ -37,6 +37,13 @@ def test_the_parts_follow_where_memory_was_allocated() -> None:
     assert objects["other_anon_mib"] - heaped["other_anon_mib"] >= 15
     assert abs(objects["heap_in_use_mib"] - heaped["heap_in_use_mib"]) < 5
     assert objects["objects"]["list"] >= 300_000
+    # ... which pymalloc counts as blocks in use; its arenas are most of the rest
+    assert objects["pymalloc_used_mib"] - heaped["pymalloc_used_mib"] >= 15
+    assert objects["pymalloc_arenas_mib"] <= objects["other_anon_mib"] + 1
+    for row in (start, heaped, objects):  # pymalloc's parts fill its arenas
+        held = (row["pymalloc_used_mib"] + row["pymalloc_free_blocks_mib"]
+                + row["pymalloc_free_pools_mib"])
+        assert held <= row["pymalloc_arenas_mib"] + 0.2
     for row in (start, heaped, objects):  # the parts add up to the anonymous RSS
         parts = (row["heap_in_use_mib"] + row["heap_free_mib"] + row["mapped_mib"]
                  + row["other_anon_mib"])
