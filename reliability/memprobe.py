@@ -96,7 +96,8 @@ def pymalloc() -> dict[str, float]:
     free can serve any size; an arena (1 MiB) goes back to the OS only when all its
     pools are free. ``sys._debugmallocstats`` prints to the C stderr only, so fd 2 is
     pointed at a file for the call: a line another thread writes to stderr meanwhile
-    lands there, not in the log.
+    lands there, not in the log. Empty while tracemalloc runs (its hooks replace
+    the allocator's statistics).
     """
     with tempfile.TemporaryFile("w+") as out:
         sys.stderr.flush()
@@ -189,7 +190,14 @@ def traced_by_line(top: int = 40) -> dict[str, Any]:
     total = sum(stat.size for stat in stats)
     lines = {f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}": s.size
              for s in stats[:top]}
-    return {"total_mib": round(total / MIB, 2), "lines": lines}
+    # where each block lives, by size: CPython's arenas, glibc's heap, its own mapping
+    by_allocator = {"pymalloc": 0, "heap": 0, "mapped": 0}
+    for trace in snapshot.traces:
+        size = trace.size
+        by_allocator["pymalloc" if size <= 512 else "heap" if size < 1 << 20
+                     else "mapped"] += size
+    return {"total_mib": round(total / MIB, 2), "lines": lines,
+            "by_allocator_mib": {k: round(v / MIB, 2) for k, v in by_allocator.items()}}
 
 
 def _short(filename: str) -> str:

@@ -109,3 +109,6 @@ def test_traced_lines_name_where_memory_is_held() -> None:
     assert 20_000 * 1000 <= size < 20_000 * 1100
     assert traced["total_mib"] >= 19
     assert len(traced["lines"]) == 3
+    # 1,033-byte bytes objects: glibc's heap, not CPython's arenas
+    assert traced["by_allocator_mib"]["heap"] >= 19
+    assert traced["by_allocator_mib"]["pymalloc"] < 5
