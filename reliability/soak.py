@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ if str(ROOT) not in sys.path:
 from cli.traffic import TrafficGenerator  # noqa: E402
 from config.definitions import load_definitions  # noqa: E402
 from embedded import services  # noqa: E402
-from reliability.harness import PacedSender, fetch, rss_kib, sample, timed_scrape  # noqa: E402
+from reliability.harness import Message, PacedSender, fetch, rss_kib, sample, timed_scrape  # noqa: E402
 
 KINDS = ("event_ids", "users", "cells", "view_cells")
 
@@ -95,7 +96,8 @@ def fit(xs: list[float], ys: list[float]) -> float:
 
 
 def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
-        workdir: Path, drain_minutes: float = 15.0, probe: bool = False) -> dict[str, Any]:
+        workdir: Path, drain_minutes: float = 15.0, probe: bool = False,
+        replay: int = 0) -> dict[str, Any]:
     broker_port, redis_port, web_port = (services.free_port() for _ in range(3))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")} | {
         "LEADLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
@@ -127,8 +129,9 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
                     raise SystemExit(f"worker did not start; see {workdir / 'worker.log'}")
                 time.sleep(0.5)
             generator = TrafficGenerator(7, load_definitions())
-            sender = PacedSender(f"127.0.0.1:{broker_port}", "product-events",
-                                 generator.batch, rate)
+            source = generator.batch if not replay else replaying(
+                generator.batch(time.time(), replay))
+            sender = PacedSender(f"127.0.0.1:{broker_port}", "product-events", source, rate)
             sender.start()
             started = time.monotonic()
             stopped_early: float | None = None
@@ -172,6 +175,23 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
     summary["checks"]["ran the whole time"] = stopped_early is None
     summary["ok"] = all(summary["checks"].values())
     return summary
+
+
+def replaying(messages: Sequence[Message]) -> Callable[[float, int], list[Message]]:
+    """A sender source that sends ``messages`` again and again, in order.
+
+    After the first round every event is a duplicate: the worker reads, validates,
+    re-keys and dedupes at full rate while its state stays put, which tells memory the
+    Kafka path keeps apart from memory that comes with a growing state.
+    """
+    position = [0]
+
+    def take(now: float, n: int) -> list[Message]:
+        start = position[0]
+        position[0] += n
+        return [messages[(start + i) % len(messages)] for i in range(n)]
+
+    return take
 
 
 #: What the memory probe reports, part by part (``reliability/memprobe.py``).
@@ -280,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", action="store_true",
                         help="sample where the worker's memory is, every minute "
                              "(reliability/memprobe.py); adds memory_parts to the summary")
+    parser.add_argument("--replay", type=int, default=0, metavar="N",
+                        help="send the first N messages over and over (duplicates only: "
+                             "the state stays put; a diagnostic, not the soak)")
     args = parser.parse_args(argv)
     # Stop cleanly (worker, broker, Redis) on Ctrl-C or kill, also when started in the
     # background, where the shell ignores SIGINT.
@@ -287,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="leadline-soak-"))
     summary = run(args.minutes, args.rate, args.every, args.max_rss_mib_per_min, workdir,
-                  args.drain_minutes, args.probe)
+                  args.drain_minutes, args.probe, args.replay)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:
