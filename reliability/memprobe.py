@@ -28,6 +28,7 @@ import time
 import tracemalloc
 from collections import Counter, deque
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from streams.allocator import libc_function
@@ -131,9 +132,7 @@ def largest_containers(tracked: list[Any], n: int = 8) -> list[dict[str, Any]]:
     bytes, int keys and values), so the users and the live dedupe dict are not here;
     the state gauges count those.
     """
-    sized = [(len(o), o) for o in tracked if type(o) in _CONTAINERS]
-    top = [o for _, o in heapq.nlargest(n, sized, key=lambda pair: pair[0])]
-    del sized
+    top = heapq.nlargest(n, (o for o in tracked if type(o) in _CONTAINERS), key=len)
     return [{"type": type(o).__name__, "len": len(o), "held_by": held_by(o, tracked)}
             for o in top]
 
@@ -157,7 +156,7 @@ def held_by(target: Any, tracked: list[Any], depth: int = 3) -> str:
 def _referrer(target: Any, tracked: list[Any]) -> tuple[str, Any] | None:
     """One object that holds ``target``, and under what name."""
     for ref in gc.get_referrers(target):
-        if ref is tracked or isinstance(ref, type(sys._getframe())):
+        if ref is tracked or isinstance(ref, FrameType):
             continue
         if isinstance(ref, dict):
             for key, value in ref.items():
@@ -181,7 +180,7 @@ def _referrer(target: Any, tracked: list[Any]) -> tuple[str, Any] | None:
 def traced_by_line(top: int = 40) -> dict[str, Any]:
     """What tracemalloc holds, in total and at the ``top`` source lines holding most.
 
-    Lines, not a diff: a later run of the summary compares any two samples. The
+    Lines, not a diff, so that any two samples can be compared afterwards. The
     snapshot holds the GIL for a second or more with millions of blocks.
     """
     snapshot = tracemalloc.take_snapshot().filter_traces(
@@ -201,7 +200,8 @@ def traced_by_line(top: int = 40) -> dict[str, Any]:
 
 
 def _short(filename: str) -> str:
-    for marker in ("site-packages/", "lib/python3.11/", f"{_ROOT}/"):
+    for marker in ("site-packages/", f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/",
+                   f"{_ROOT}/"):
         filename = filename.rsplit(marker, 1)[-1]
     return filename
 

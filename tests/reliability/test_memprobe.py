@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from reliability import memprobe
-from reliability.soak import memory_parts, replaying
+from reliability.soak import memory_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,11 +113,3 @@ def test_traced_lines_name_where_memory_is_held() -> None:
     assert traced["by_allocator_mib"]["heap"] >= 19
     assert traced["by_allocator_mib"]["pymalloc"] < 5
 
-
-def test_replaying_sends_the_same_messages_round_and_round() -> None:
-    messages = [(b"k%d" % i, b"v%d" % i) for i in range(3)]
-    take = replaying(messages)
-    assert take(0.0, 2) == messages[:2]
-    assert take(0.1, 4) == [messages[2], *messages]
-    assert take(0.2, 0) == []
-    assert take(0.3, 1) == [messages[0]]
