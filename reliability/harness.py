@@ -91,6 +91,7 @@ class PacedSender(threading.Thread):
         self.sent = 0
         self.error: BaseException | None = None
         self._halt = threading.Event()
+        self._paused = threading.Event()
         self.done = threading.Event()
 
     @classmethod
@@ -104,6 +105,13 @@ class PacedSender(threading.Thread):
             return chunk
 
         return cls(bootstrap, topic, take, rate, **client)
+
+    def pause(self) -> None:
+        """Stop sending until :meth:`resume`; what was due meanwhile is never sent."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def finish(self, timeout: float = 30.0) -> None:
         self._halt.set()
@@ -122,9 +130,13 @@ class PacedSender(threading.Thread):
                                     max_request_size=4 * 1024 * 1024, **self.client)
         await producer.start()
         try:
-            started = time.monotonic()
+            started, base = time.monotonic(), 0  # the pace counts from the last resume
             while not self._halt.is_set():
-                due = int((time.monotonic() - started) * self.rate) - self.sent
+                if self._paused.is_set():
+                    await asyncio.sleep(self.tick)
+                    started, base = time.monotonic(), self.sent
+                    continue
+                due = int((time.monotonic() - started) * self.rate) - (self.sent - base)
                 if due > 0:
                     batch = self.source(time.time(), due)
                     futures = [await producer.send(self.topic, value=v, key=k) for k, v in batch]

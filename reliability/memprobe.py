@@ -5,9 +5,12 @@ worker`` does, and every ``MEMPROBE_EVERY`` seconds (default 60) appends one JSO
 to ``MEMPROBE_FILE``: the resident memory, glibc's share of it (``mallinfo2``: heap
 bytes in use, heap bytes free but still part of the heap, blocks mapped on their own),
 the rest of the anonymous memory (mostly CPython's 1 MiB small-object arenas, which
-glibc does not see), and the gc-tracked objects by type. ``make soak`` runs it with
-``--probe`` and reports how each part grew (``reliability/soak.py``); this is how the
-heap's resident free space was found (``streams/allocator.py``).
+glibc does not see), CPython's blocks in use and free, the memory in use (live
+allocations of both allocators) and the resident rest, and the gc-tracked objects by
+type. It also samples whenever the file :func:`rest_request` names appears (the soak's
+samples at rest). ``make soak`` runs it with ``--probe`` and reports how each part grew
+(``reliability/soak.py``); this is how the heap's resident free space was found
+(``streams/allocator.py``).
 
 Investigation only: it costs a ``gc.get_objects()`` pass per sample (tens of ms).
 ``MEMPROBE_TRACE=1`` also traces allocations (tracemalloc, one frame) and adds the
@@ -65,7 +68,8 @@ def _status_kib(*fields: str) -> dict[str, int]:
 def sample(started: float) -> dict[str, Any]:
     """One row: memory in MiB, and the 10 most numerous gc-tracked object types."""
     status = _status_kib("VmRSS", "RssAnon")
-    row: dict[str, Any] = {"t": round(time.monotonic() - started, 1),
+    mono = time.monotonic()  # system-wide: the soak lines samples up with its own
+    row: dict[str, Any] = {"t": round(mono - started, 1), "mono": round(mono, 1),
                            "rss_mib": round(status["VmRSS"] / 1024, 1),
                            "anon_mib": round(status["RssAnon"] / 1024, 1)}
     if _MALLINFO2 is not None:
@@ -77,6 +81,13 @@ def sample(started: float) -> dict[str, Any]:
                 # what glibc does not hand out: CPython's arenas, thread stacks
                 "other_anon_mib": round(row["anon_mib"] - heap - info.hblkhd / MIB, 1)}
     row |= pymalloc()
+    if "heap_in_use_mib" in row and "pymalloc_used_mib" in row:
+        # Live allocations, and the resident rest: CPython's free blocks and pools, glibc's
+        # free chunks not yet trimmed, thread stacks. (glibc's ``fordblks`` is no measure of
+        # the latter: it still counts free pages ``malloc_trim`` gave back to the kernel.)
+        in_use = row["heap_in_use_mib"] + row["mapped_mib"] + row["pymalloc_used_mib"]
+        row |= {"in_use_mib": round(in_use, 1),
+                "free_resident_mib": round(row["anon_mib"] - in_use, 1)}
     tracked = gc.get_objects()
     row["objects"] = dict(Counter(type(o).__name__ for o in tracked).most_common(10))
     row["largest"] = largest_containers(tracked)
@@ -206,15 +217,36 @@ def _short(filename: str) -> str:
     return filename
 
 
+def rest_request(path: Path) -> Path:
+    """The file that asks the probe for a sample now (see :func:`_run`)."""
+    return path.with_name(path.name + ".now")
+
+
 def _run(path: Path, every: float, trace: bool) -> None:
+    """A row every ``every`` seconds, and one whenever :func:`rest_request` appears.
+
+    The soak asks for the latter when it has paused the traffic and the worker has
+    drained: with nothing in flight, memory in use is the state and the fixed rest.
+    """
     started = time.monotonic()
+    request = rest_request(path)
+    due = started + every
     while True:
-        time.sleep(every)
+        time.sleep(0.5)
+        asked = request.exists()
+        if not asked and time.monotonic() < due:
+            continue
         row = sample(started)
+        if asked:
+            row["rest"] = True
+        else:
+            due += every
         if trace:
             row["traced"] = traced_by_line()
         with path.open("a") as out:
             out.write(json.dumps(row) + "\n")
+        if asked:  # answered: the row is in the file
+            request.unlink()
 
 
 def main() -> None:

@@ -15,7 +15,12 @@ counters. At the end it lets the worker drain and checks that nothing was lost:
   beside the growth of the state the worker holds for a horizon (``leadline_state_bytes``:
   event ids 25 h, per-user state 30 days, cells their window), which is not flat until
   the horizon is reached by design; the RSS *beyond* that state must grow by at most
-  ``--max-rss-mib-per-min`` (no leak).
+  ``--max-rss-mib-per-min`` (no leak). With ``--probe`` (``make soak``) that is measured
+  *at rest*: after the first quarter and after the drain the traffic pauses, the worker
+  drains, and the probe samples it with nothing in flight (:func:`at_rest`); the RSS and
+  the memory in use (``--max-in-use-mib-per-min``) beyond the state must not grow from
+  one to the other. The slope fitted while sending is still reported: it also follows
+  the records, batches and buffers in flight, which grow with the lag.
 
 Prints one line per sample and a summary, writes them as JSON (``--out``), and exits 1
 if a check fails. Not part of CI (30 minutes by default).
@@ -24,7 +29,9 @@ if a check fails. Not part of CI (30 minutes by default).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
+import math
 import os
 import signal
 import statistics
@@ -45,6 +52,7 @@ from cli.traffic import TrafficGenerator  # noqa: E402
 from config.definitions import load_definitions  # noqa: E402
 from embedded import services  # noqa: E402
 from reliability.harness import Message, PacedSender, fetch, rss_kib, sample, timed_scrape  # noqa: E402
+from reliability.memprobe import rest_request  # noqa: E402
 
 KINDS = ("event_ids", "users", "cells", "view_cells")
 
@@ -97,7 +105,8 @@ def fit(xs: list[float], ys: list[float]) -> float:
 
 def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
         workdir: Path, drain_minutes: float = 15.0, probe: bool = False,
-        replay: int = 0) -> dict[str, Any]:
+        replay: int = 0, backlog: float = 0.0,
+        max_in_use_mib_per_min: float = 0.5) -> dict[str, Any]:
     broker_port, redis_port, web_port = (services.free_port() for _ in range(3))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")} | {
         "LEADLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
@@ -132,11 +141,19 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
             source = generator.batch if not replay else replaying(
                 generator.batch(time.time(), replay))
             sender = PacedSender(f"127.0.0.1:{broker_port}", "product-events", source, rate)
+            if backlog:  # the worker starts behind, as after a restart (see --backlog)
+                os.kill(worker.pid, signal.SIGSTOP)
             sender.start()
             started = time.monotonic()
+            if backlog:
+                time.sleep(backlog)
+                os.kill(worker.pid, signal.SIGCONT)
             stopped_early: float | None = None
+            rests: list[dict[str, Any]] = []
             assert broker.proc is not None
             while time.monotonic() - started < minutes * 60:
+                if probe and not rests and time.monotonic() - started >= minutes * 60 / 4:
+                    rests.append(at_rest(sender, url, probe_file, started))  # warm-up over
                 time.sleep(every - (time.monotonic() - started) % every)
                 if sender.error is not None:
                     raise SystemExit(f"sender failed: {sender.error!r}")
@@ -162,6 +179,8 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
                     break
                 time.sleep(2)
             final = _point(started, sent, url, worker.pid, broker.proc.pid)
+            if probe and rests and drained_in is not None:
+                rests.append(at_rest(sender, url, probe_file, started))
         finally:
             worker.terminate()
             try:
@@ -169,12 +188,78 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
             except subprocess.TimeoutExpired:
                 worker.kill()
     summary = summarize(points, final, rate, minutes, max_rss_mib_per_min, drained_in)
+    summary["backlog_s"] = backlog
     if probe:
-        summary["memory_parts"] = memory_parts(probe_file, minutes)
+        summary["memory_parts"] = memory_parts(probe_file, minutes, points, started)
+        rest = summary["at_rest"] = rest_growth(rests)
+        # At rest, the same moment of the worker twice: the fitted slope also follows the
+        # working set in flight, which grows with the lag (the embedded broker slows as
+        # it holds more), so with the probe the checks compare the two samples at rest.
+        checks = summary["checks"]
+        checks.pop(FITTED_RSS_CHECK)
+        checks["RSS beyond the state flat, at rest (no leak)"] = (
+            rest.get("rss_beyond_state_mib_per_min", math.inf) <= max_rss_mib_per_min)
+        checks["memory in use beyond the state flat, at rest (no leak)"] = (
+            rest.get("in_use_beyond_state_mib_per_min", math.inf) <= max_in_use_mib_per_min)
     summary["stopped_early_at_s"] = stopped_early
     summary["checks"]["ran the whole time"] = stopped_early is None
     summary["ok"] = all(summary["checks"].values())
     return summary
+
+
+def at_rest(sender: PacedSender, url: str, probe_file: Path, started: float,
+            timeout: float = 120.0) -> dict[str, Any]:
+    """Pause the traffic, let the worker drain, and have the probe sample it at rest.
+
+    With nothing in flight (no fetched records, batches, checkpoint records or scrape
+    in hand) the memory in use is the state and what does not grow with it; two such
+    samples far apart tell a leak from the working set of a lagging moment. The
+    traffic resumes at its rate; what was due while paused is not sent.
+    """
+    sender.pause()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            received, folded, dups, invalid, _ = counters(timed_scrape(url, timeout=30)[0])
+            if received >= sender.sent and folded + dups + invalid >= received:
+                break
+            time.sleep(1)
+        else:
+            return {"t": round(time.monotonic() - started, 1), "drained": False}
+        time.sleep(REST_SETTLE_S)
+        request = rest_request(probe_file)
+        request.touch()
+        while request.exists() and time.monotonic() < deadline + 60:
+            time.sleep(0.5)
+        rows = [json.loads(line) for line in probe_file.read_text().splitlines()]
+        row = next(r for r in reversed(rows) if r.get("rest"))
+        samples = timed_scrape(url, timeout=30)[0]
+        state = sum(sample(samples, "leadline_state_bytes", kind=k) for k in KINDS) / 2**20
+        return {"t": round(row["mono"] - started, 1), "drained": True,
+                "state_mib": round(state, 1), "rss_mib": row["rss_mib"],
+                "in_use_mib": row["in_use_mib"], "free_resident_mib": row["free_resident_mib"],
+                "in_use_beyond_state_mib": round(row["in_use_mib"] - state, 1),
+                "rss_beyond_state_mib": round(row["rss_mib"] - state, 1)}
+    finally:
+        sender.resume()
+
+
+#: After the drain: a checkpoint (1 s) and the state gauges (5 s) catch up.
+REST_SETTLE_S = 6.0
+
+
+def rest_growth(rests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Growth per minute between the samples at rest after warm-up and after the drain."""
+    out: dict[str, Any] = {"samples": rests}
+    if len(rests) < 2 or not all(r["drained"] for r in rests):
+        return out
+    first, last = rests[0], rests[-1]
+    minutes = (last["t"] - first["t"]) / 60
+    for part in ("in_use_beyond_state_mib", "rss_beyond_state_mib", "free_resident_mib",
+                 "state_mib"):
+        out[part.removesuffix("_mib") + "_mib_per_min"] = round(
+            (last[part] - first[part]) / minutes, 2)
+    return out
 
 
 def replaying(messages: Sequence[Message]) -> Callable[[float, int], list[Message]]:
@@ -196,27 +281,48 @@ def replaying(messages: Sequence[Message]) -> Callable[[float, int], list[Messag
 
 #: What the memory probe reports, part by part (``reliability/memprobe.py``).
 PARTS = ("rss_mib", "heap_in_use_mib", "heap_free_mib", "mapped_mib", "other_anon_mib",
-         "pymalloc_used_mib", "pymalloc_free_blocks_mib", "pymalloc_free_pools_mib")
+         "pymalloc_used_mib", "pymalloc_free_blocks_mib", "pymalloc_free_pools_mib",
+         "in_use_mib", "free_resident_mib", "in_use_beyond_state_mib")
 
 
-def memory_parts(path: Path, minutes: float) -> dict[str, Any]:
+def memory_parts(path: Path, minutes: float, points: Sequence[Point] = (),
+                 started: float | None = None) -> dict[str, Any]:
     """Each part of the worker's memory after warm-up and at the end, and its slope.
 
     The parts add up to the anonymous RSS: glibc's heap (in use, and free but resident
     unless trimmed), blocks glibc mapped on their own, and the rest (mostly CPython's
     small-object arenas, which it splits into blocks in use and free space it keeps).
-    A leak shows as a part that keeps growing beyond the state.
+    Memory in use beyond the state (the state gauges of the sample nearest in time, by
+    the probe's ``mono`` clock against the traffic's start ``started``) must stay flat:
+    growth there is a leak. The resident free space grows with the allocators' high-water
+    mark, which the largest batch in flight sets.
     """
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    for row in rows:
+        # on the traffic's clock where the probe says when it sampled
+        row["t"] = row["mono"] - started if started is not None and "mono" in row else row["t"]
+        if points and "in_use_mib" in row:
+            row["in_use_beyond_state_mib"] = row["in_use_mib"] - state_at(points, row["t"])
     steady = [r for r in rows if r["t"] >= minutes * 60 / 4 and "heap_in_use_mib" in r]
     if len(steady) < 2:
         return {"samples": len(rows)}
     out: dict[str, Any] = {"samples": len(rows)}
     for part in (p for p in PARTS if p in steady[0]):
         per_s = fit([r["t"] for r in steady], [r[part] for r in steady])
-        out[part] = {"after_warmup": steady[0][part], "last": steady[-1][part],
+        out[part] = {"after_warmup": round(steady[0][part], 1), "last": round(steady[-1][part], 1),
+                     "max": round(max(r[part] for r in steady), 1),
                      "slope_mib_per_min": round(per_s * 60, 2)}
     return out
+
+
+def state_at(points: Sequence[Point], t: float) -> float:
+    """The state gauges' MiB at traffic time ``t``, linear between samples."""
+    times = [p.t for p in points]
+    i = min(max(bisect.bisect_left(times, t), 1), len(points) - 1)
+    a, b = points[i - 1], points[i]
+    if b.t == a.t or t <= a.t:
+        return a.state_mib
+    return a.state_mib + (b.state_mib - a.state_mib) * min(1.0, (t - a.t) / (b.t - a.t))
 
 
 #: Stop the traffic when the machine has less memory than this left (MiB).
@@ -241,6 +347,9 @@ def _point(started: float, sent: int, url: str, pid: int, broker_pid: int) -> Po
                  round(seconds * 1000, 1), state_mib=round(state / 2**20, 1), **held)
 
 
+FITTED_RSS_CHECK = "RSS beyond the state held flat (no leak)"
+
+
 def summarize(points: list[Point], final: Point, rate: float, minutes: float,
               max_rss_mib_per_min: float, drained_in: float | None) -> dict[str, Any]:
     quarter = max(1, len(points) // 4)
@@ -258,8 +367,7 @@ def summarize(points: list[Point], final: Point, rate: float, minutes: float,
         "everything read is accounted for": unaccounted == 0,
         "kept up (lag grew < 1 s of traffic per minute)": slope(steady, "lag") * 60 <= rate,
         "scrape time flat": last <= 2 * first + 50,
-        "RSS beyond the state held flat (no leak)":
-            (rss_per_s - state_per_s) * 60 <= max_rss_mib_per_min,
+        FITTED_RSS_CHECK: (rss_per_s - state_per_s) * 60 <= max_rss_mib_per_min,
     }
     return {
         "minutes": minutes, "rate": rate, "samples": len(points),
@@ -294,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--max-rss-mib-per-min", type=float, default=1.0,
                         help="growth allowed after warm-up of the RSS beyond the state held")
+    parser.add_argument("--max-in-use-mib-per-min", type=float, default=0.5,
+                        help="with --probe: growth allowed of the memory in use beyond the "
+                             "state, between the samples at rest after warm-up and at the end")
     parser.add_argument("--drain-minutes", type=float, default=15.0,
                         help="longest wait for the worker to catch up at the end")
     parser.add_argument("--out", type=Path, default=None, help="write the summary as JSON")
@@ -303,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay", type=int, default=0, metavar="N",
                         help="send the first N messages over and over (duplicates only: "
                              "the state stays put; a diagnostic, not the soak)")
+    parser.add_argument("--backlog", type=float, default=0.0, metavar="SECONDS",
+                        help="hold the worker (SIGSTOP) for the first SECONDS of traffic, so "
+                             "that it starts behind, as after a restart")
     args = parser.parse_args(argv)
     # Stop cleanly (worker, broker, Redis) on Ctrl-C or kill, also when started in the
     # background, where the shell ignores SIGINT.
@@ -310,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="leadline-soak-"))
     summary = run(args.minutes, args.rate, args.every, args.max_rss_mib_per_min, workdir,
-                  args.drain_minutes, args.probe, args.replay)
+                  args.drain_minutes, args.probe, args.replay, args.backlog,
+                  args.max_in_use_mib_per_min)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:

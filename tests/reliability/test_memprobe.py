@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
+
 from reliability import memprobe
-from reliability.soak import memory_parts
+from reliability.soak import Point, memory_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +52,10 @@ def test_the_parts_follow_where_memory_was_allocated() -> None:
         parts = (row["heap_in_use_mib"] + row["heap_free_mib"] + row["mapped_mib"]
                  + row["other_anon_mib"])
         assert abs(parts - row["anon_mib"]) < 0.5
+        # ... and so do live allocations and the resident memory holding none
+        assert abs(row["in_use_mib"] + row["free_resident_mib"] - row["anon_mib"]) < 0.2
+    assert heaped["in_use_mib"] - start["in_use_mib"] >= 45
+    assert objects["in_use_mib"] - heaped["in_use_mib"] >= 15
 
 
 def test_memory_parts_fits_each_part_after_warm_up(tmp_path: Path) -> None:
@@ -59,13 +67,34 @@ def test_memory_parts_fits_each_part_after_warm_up(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     parts = memory_parts(path, minutes=10)  # warm-up: the first 2.5 minutes
     assert parts["samples"] == 11
-    assert parts["rss_mib"] == {"after_warmup": 130, "last": 200, "slope_mib_per_min": 10.0}
+    assert parts["rss_mib"] == {"after_warmup": 130, "last": 200, "max": 200,
+                                "slope_mib_per_min": 10.0}
     assert parts["heap_in_use_mib"]["slope_mib_per_min"] == 8.0
     assert parts["mapped_mib"]["slope_mib_per_min"] == 0.0
     assert parts["other_anon_mib"]["slope_mib_per_min"] == 2.0
     assert parts["heap_free_mib"]["after_warmup"] == 10.0
     assert parts["heap_free_mib"]["last"] == 30.0
     assert memory_parts(tmp_path / "missing.jsonl", 10) == {"samples": 0}
+
+
+def test_memory_in_use_beyond_the_state_is_fitted_on_the_traffic_clock(tmp_path: Path) -> None:
+    # traffic started at mono 1000 (the probe's clock), 30 s after the worker; the state
+    # grows 5 MiB/min and memory in use with it, plus 0.5 MiB/min
+    started = 1000.0
+    points = [Point(t=10.0 * k, sent=0, received=0, folded=0, duplicates=0, invalid=0, lag=0,
+                    rss_mib=0, broker_rss_mib=0, scrape_ms=0, event_ids=0, users=0, cells=0,
+                    view_cells=0, state_mib=20 + 5 * k / 6) for k in range(61)]
+    rows = [{"t": 30.0 + 60 * k, "mono": started + 60 * k, "rss_mib": 0.0,
+             "heap_in_use_mib": 0.0, "in_use_mib": 70 + 5.5 * k,
+             "free_resident_mib": 20.0 + (10 if k == 6 else 0)} for k in range(11)]
+    path = tmp_path / "memprobe.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    parts = memory_parts(path, minutes=10, points=points, started=started)
+    beyond = parts["in_use_beyond_state_mib"]
+    assert beyond["slope_mib_per_min"] == pytest.approx(0.5)
+    assert beyond["after_warmup"] == pytest.approx(51.5)  # minute 3 (warm-up: 2.5 minutes)
+    assert parts["free_resident_mib"]["max"] == 30.0
+    assert parts["free_resident_mib"]["last"] == 20.0
 
 
 class _Consumer:
@@ -113,3 +142,19 @@ def test_traced_lines_name_where_memory_is_held() -> None:
     assert traced["by_allocator_mib"]["heap"] >= 19
     assert traced["by_allocator_mib"]["pymalloc"] < 5
 
+
+
+def test_the_probe_samples_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "memprobe.jsonl"
+    thread = threading.Thread(target=memprobe._run, args=(path, 3600.0, False), daemon=True)
+    thread.start()
+    request = memprobe.rest_request(path)
+    request.touch()
+    deadline = time.monotonic() + 30
+    while request.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not request.exists()
+    (row,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert row["rest"] is True
+    assert row["in_use_mib"] > 0
+    assert abs(row["mono"] - time.monotonic()) < 30
