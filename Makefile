@@ -43,7 +43,7 @@ bench: install
 # 30 minutes at 5,000 events/s: RSS beyond the state held and scrape time must stay flat;
 # --probe also reports where the worker's memory went (docs/reliability.md).
 soak: install
-	$(PY) -m reliability.soak --minutes 30 --rate 5000 --probe
+	$(PY) -m reliability.soak --minutes 30 --rate 5000 --probe --backlog 120
 
 # Dependency audit (policy in docs/reliability.md): the checks `make test` runs too
 # (tests/security/test_dependency_audit.py; waivers in tests/security/audit-ignore.txt),

@@ -239,8 +239,8 @@ def _run(path: Path, every: float, trace: bool) -> None:
         row = sample(started)
         if asked:
             row["rest"] = True
-        else:
-            due += every
+        else:  # (after a stop, SIGSTOP included, one row: not one per period missed)
+            due = max(due + every, time.monotonic())
         if trace:
             row["traced"] = traced_by_line()
         with path.open("a") as out:

@@ -152,8 +152,10 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
             rests: list[dict[str, Any]] = []
             assert broker.proc is not None
             while time.monotonic() - started < minutes * 60:
-                if probe and not rests and time.monotonic() - started >= minutes * 60 / 4:
-                    rests.append(at_rest(sender, url, probe_file, started))  # warm-up over
+                if probe and not rests and (
+                        backlog or time.monotonic() - started >= minutes * 60 / 4):
+                    # warm-up over (with a backlog: once it is drained, see --backlog)
+                    rests.append(at_rest(sender, url, probe_file, started))
                 time.sleep(every - (time.monotonic() - started) % every)
                 if sender.error is not None:
                     raise SystemExit(f"sender failed: {sender.error!r}")
@@ -416,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
                              "the state stays put; a diagnostic, not the soak)")
     parser.add_argument("--backlog", type=float, default=0.0, metavar="SECONDS",
                         help="hold the worker (SIGSTOP) for the first SECONDS of traffic, so "
-                             "that it starts behind, as after a restart")
+                             "that it starts behind, as after a restart, and drains at its "
+                             "buffers' limit; with --probe the first sample at rest follows "
+                             "that drain, so both samples at rest follow a full buffer")
     args = parser.parse_args(argv)
     # Stop cleanly (worker, broker, Redis) on Ctrl-C or kill, also when started in the
     # background, where the shell ignores SIGINT.

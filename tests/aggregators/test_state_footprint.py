@@ -1,0 +1,101 @@
+"""``leadline_state_bytes`` against the allocators' own count of the memory in use.
+
+``test_state_bytes.py`` compares each kind with tracemalloc, which counts the bytes
+asked for. The soak (``reliability/soak.py``) subtracts the estimates from the RSS, which
+holds what the allocators hand out: glibc's chunks and CPython's 16-byte blocks. Here the
+demo traffic is folded as the worker folds it (decode, dedupe, fold, a checkpoint a
+second) in a fresh interpreter, and the growth of the estimate is compared with the
+growth of the memory in use that ``reliability/memprobe.py`` reads from the allocators
+(glibc's heap in use and mapped blocks, CPython's blocks in use).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FOLD = """
+import gc, json, sys, time
+sys.path.insert(0, {root!r})
+from cli.traffic import TrafficGenerator
+from config.definitions import load_definitions
+from config.settings import Settings
+from events.decoder import Decoder
+from events.model import Event
+from events.rejection import Rejection
+from reliability import memprobe
+from streams.publish import partition_for
+from streams.store import PartitionStore
+
+RATE, SECONDS = 5000, {seconds}
+definitions = load_definitions()
+partitions = Settings().partitions
+# The traffic first, compacted (the generator's messages keep orjson's 4 KiB buffers and
+# its population grows), so that what grows below is the state alone.
+generator, decoder = TrafficGenerator(7, definitions), Decoder(definitions)
+start = time.time()
+seconds = []
+for s in range(SECONDS):
+    by_partition = {{}}
+    for _, value in generator.batch(start + s, RATE):
+        event = decoder.decode(value, start + s)
+        if not isinstance(event, Rejection):
+            p = partition_for(event.identity.encode(), partitions)
+            by_partition.setdefault(p, []).append(bytes(memoryview(event.encode())))
+    seconds.append(by_partition)
+del generator
+store = PartitionStore(definitions, type("Table", (), {{"data": {{}}}})())
+store.rebuild(set(range(partitions)))
+offsets = dict.fromkeys(range(partitions), 0)
+
+
+def fold(second):
+    now = start + second
+    for p, values in seconds[second].items():
+        events = [Event.decode(v) for v in values]
+        first = offsets[p]
+        offsets[p] += len(events)
+        seen = store.dedupers[p].check_batch(
+            [e.event_id for e in events], range(first, offsets[p]), now)
+        for offset, (event, duplicate) in enumerate(zip(events, seen), first):
+            if not duplicate:
+                store.states[p].fold(offset, event, now)
+        store.take_changed(p)
+    store.checkpoint(now)  # (the records it returns are the changelog's: dropped)
+
+
+def measure():
+    gc.collect()
+    sample = memprobe.sample(time.monotonic())
+    estimate = sum(d.nbytes() for d in store.dedupers.values()) + sum(
+        sum(s.nbytes().values()) for s in store.states.values())
+    return sample["in_use_mib"], estimate / 2**20
+
+
+for second in range(SECONDS // 4):  # warm-up: live dicts, filters, cells of every kind
+    fold(second)
+before = measure()
+for second in range(SECONDS // 4, SECONDS):
+    fold(second)
+after = measure()
+print(json.dumps({{"before": before, "after": after}}))
+"""
+
+
+def test_the_estimate_grows_as_the_memory_in_use() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", FOLD.format(root=str(ROOT), seconds=80)],
+        capture_output=True, text=True, check=True, cwd=ROOT)
+    result = json.loads(out.stdout)
+    (in_use_before, estimate_before), (in_use_after, estimate_after) = (
+        result["before"], result["after"])
+    grown = estimate_after - estimate_before
+    assert grown > 15  # MiB: 300,000 events: ids, users, sketches
+    print(f"estimate +{grown:.1f} MiB, in use +{in_use_after - in_use_before:.1f} MiB")
+    assert in_use_after - in_use_before == pytest.approx(grown, rel=0.05)
