@@ -40,8 +40,9 @@ lint: install
 bench: install
 	$(PY) -m bench.run
 
-# 30 minutes at 5,000 events/s: RSS beyond the state held and scrape time must stay flat;
-# --probe also reports where the worker's memory went (docs/reliability.md).
+# 30 minutes at 5,000 events/s: scrape time and, compared at rest (--probe; the worker
+# starts --backlog seconds behind), RSS and memory in use beyond the state held must stay
+# flat; --probe also reports where the worker's memory went (docs/reliability.md).
 soak: install
 	$(PY) -m reliability.soak --minutes 30 --rate 5000 --probe --backlog 120
 

@@ -175,8 +175,7 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
             drain = time.monotonic()
             drained_in: float | None = None
             while time.monotonic() - drain < drain_minutes * 60:  # let the worker catch up
-                received, folded, dups, invalid, _ = counters(timed_scrape(url, timeout=30)[0])
-                if received >= sent and folded + dups + invalid >= received:
+                if drained(url, sent):
                     drained_in = time.monotonic() - drain
                     break
                 time.sleep(2)
@@ -209,6 +208,21 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
     return summary
 
 
+#: After the drain: a checkpoint (1 s) and the state gauges (5 s) catch up.
+REST_SETTLE_S = 6.0
+
+
+def drained(url: str, sent: int) -> bool:
+    """The worker has read everything sent, and folded, dropped or dead-lettered it."""
+    received, folded, dups, invalid, _ = counters(timed_scrape(url, timeout=30)[0])
+    return received >= sent and folded + dups + invalid >= received
+
+
+def state_mib(samples: dict[Any, float]) -> float:
+    """``leadline_state_bytes`` of every kind, MiB."""
+    return sum(sample(samples, "leadline_state_bytes", kind=kind) for kind in KINDS) / 2**20
+
+
 def at_rest(sender: PacedSender, url: str, probe_file: Path, started: float,
             timeout: float = 120.0) -> dict[str, Any]:
     """Pause the traffic, let the worker drain, and have the probe sample it at rest.
@@ -222,8 +236,7 @@ def at_rest(sender: PacedSender, url: str, probe_file: Path, started: float,
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            received, folded, dups, invalid, _ = counters(timed_scrape(url, timeout=30)[0])
-            if received >= sender.sent and folded + dups + invalid >= received:
+            if drained(url, sender.sent):
                 break
             time.sleep(1)
         else:
@@ -233,10 +246,11 @@ def at_rest(sender: PacedSender, url: str, probe_file: Path, started: float,
         request.touch()
         while request.exists() and time.monotonic() < deadline + 60:
             time.sleep(0.5)
+        if request.exists():
+            raise SystemExit(f"the memory probe did not answer; see {probe_file}")
         rows = [json.loads(line) for line in probe_file.read_text().splitlines()]
         row = next(r for r in reversed(rows) if r.get("rest"))
-        samples = timed_scrape(url, timeout=30)[0]
-        state = sum(sample(samples, "leadline_state_bytes", kind=k) for k in KINDS) / 2**20
+        state = state_mib(timed_scrape(url, timeout=30)[0])
         return {"t": round(row["mono"] - started, 1), "drained": True,
                 "state_mib": round(state, 1), "rss_mib": row["rss_mib"],
                 "in_use_mib": row["in_use_mib"], "free_resident_mib": row["free_resident_mib"],
@@ -244,10 +258,6 @@ def at_rest(sender: PacedSender, url: str, probe_file: Path, started: float,
                 "rss_beyond_state_mib": round(row["rss_mib"] - state, 1)}
     finally:
         sender.resume()
-
-
-#: After the drain: a checkpoint (1 s) and the state gauges (5 s) catch up.
-REST_SETTLE_S = 6.0
 
 
 def rest_growth(rests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -294,8 +304,9 @@ def memory_parts(path: Path, minutes: float, points: Sequence[Point] = (),
     The parts add up to the anonymous RSS: glibc's heap (in use, and free but resident
     unless trimmed), blocks glibc mapped on their own, and the rest (mostly CPython's
     small-object arenas, which it splits into blocks in use and free space it keeps).
-    Memory in use beyond the state (the state gauges of the sample nearest in time, by
-    the probe's ``mono`` clock against the traffic's start ``started``) must stay flat:
+    Memory in use beyond the state (the state gauges interpolated between the samples
+    around it, by the probe's ``mono`` clock against the traffic's start ``started``) must
+    stay flat:
     growth there is a leak. The resident free space grows with the allocators' high-water
     mark, which the largest batch in flight sets.
     """
@@ -343,10 +354,9 @@ def _point(started: float, sent: int, url: str, pid: int, broker_pid: int) -> Po
     samples, seconds = timed_scrape(url, timeout=30)
     received, folded, dups, invalid, lag = counters(samples)
     held = {kind: sample(samples, "leadline_state_entries", kind=kind) for kind in KINDS}
-    state = sum(sample(samples, "leadline_state_bytes", kind=kind) for kind in KINDS)
     return Point(round(time.monotonic() - started, 1), sent, received, folded, dups, invalid,
                  lag, round(rss_kib(pid) / 1024, 1), round(rss_kib(broker_pid) / 1024, 1),
-                 round(seconds * 1000, 1), state_mib=round(state / 2**20, 1), **held)
+                 round(seconds * 1000, 1), state_mib=round(state_mib(samples), 1), **held)
 
 
 FITTED_RSS_CHECK = "RSS beyond the state held flat (no leak)"

@@ -97,5 +97,4 @@ def test_the_estimate_grows_as_the_memory_in_use() -> None:
         result["before"], result["after"])
     grown = estimate_after - estimate_before
     assert grown > 15  # MiB: 300,000 events: ids, users, sketches
-    print(f"estimate +{grown:.1f} MiB, in use +{in_use_after - in_use_before:.1f} MiB")
     assert in_use_after - in_use_before == pytest.approx(grown, rel=0.05)

@@ -143,7 +143,6 @@ def test_traced_lines_name_where_memory_is_held() -> None:
     assert traced["by_allocator_mib"]["pymalloc"] < 5
 
 
-
 def test_the_probe_samples_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "memprobe.jsonl"
     thread = threading.Thread(target=memprobe._run, args=(path, 3600.0, False), daemon=True)
