@@ -1,8 +1,14 @@
 """The metric contract of SPEC.md section 3, as data for the observability tests.
 
-``METRICS`` must list exactly the names SPEC.md lists (checked against the file
-when it is reachable, ``../shared/SPEC.md`` beside the repository), plus the
-per-partition consumer lag gauge the worker exports for the SRE board.
+SPEC.md's metric tables (``../shared/SPEC.md`` beside the repository) are split in two:
+
+- ``METRICS``: in SPEC and built. A worker exports them, so dashboards, rules and the
+  fake worker may use them.
+- ``PLANNED``: in SPEC, not built yet, each with the open issue that builds it. Nothing
+  may query them yet. An issue that lands moves its names from ``PLANNED`` to ``METRICS``.
+
+Together they must equal SPEC.md's list, with no name in both. ``EXTRA_METRICS`` holds
+what the worker exports beyond SPEC (the per-partition consumer lag for the SRE board).
 """
 
 from __future__ import annotations
@@ -45,6 +51,29 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "leadline_build_info": ("gauge", ("version",)),
 }
 
+#: In SPEC, not built yet: name -> the open issue that builds it.
+PLANNED: dict[str, int] = {
+    # issue 15: lifecycle metrics
+    "product_new_users": 15,
+    "product_returning_users": 15,
+    "product_retention_ratio": 15,
+    "product_retention_cohort_users": 15,
+    "product_user_churn_ratio": 15,
+    "product_new_customers": 15,
+    "product_marketing_spend": 15,
+    "product_cac": 15,
+    "product_ltv": 15,
+    "product_net_revenue_retention_ratio": 15,
+    # issue 16: sessions and technical performance
+    "product_session_duration_seconds": 16,
+    "product_sessions": 16,
+    "product_response_time_seconds": 16,
+    "product_request_error_ratio": 16,
+    "product_crash_free_users_ratio": 16,
+    # issue 19: real producers
+    "leadline_messages_ignored_total": 19,
+}
+
 #: Not in SPEC's table; agreed with the worker: messages behind the high watermark.
 EXTRA_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "leadline_consumer_lag": ("gauge", ("topic", "partition")),
@@ -54,8 +83,14 @@ EXTRA_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 PROMETHEUS_SERIES = frozenset({"up"})
 
 
-def spec_path() -> Path | None:
-    return next((p for p in SPEC_CANDIDATES if p.is_file()), None)
+def spec_path() -> Path:
+    """SPEC.md; its absence is an error, never a skip (CI always has ``../shared``)."""
+    found = next((p for p in SPEC_CANDIDATES if p.is_file()), None)
+    if found is None:
+        tried = ", ".join(str(p) for p in SPEC_CANDIDATES)
+        raise FileNotFoundError(f"SPEC.md not found (tried {tried}): the metric contract "
+                                "cannot be checked without it")
+    return found
 
 
 def spec_metric_names(text: str) -> set[str]:
