@@ -6,13 +6,25 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast lint dashboards promtool bench soak audit clean
 
-install: $(STAMP)
+LINKS := $(VENV)/.linked
+# The folders installed as leadline.<name> (pyproject.toml's package-dir).
+PACKAGES := config events aggregators serving streams embedded simulator cli
 
+install: $(LINKS)
+
+# Strict editable install: build/__editable__*/leadline/ holds links to the source files,
+# so `import leadline.streams` and mypy see exactly what a wheel would install (the default
+# editable hook hides the code from mypy). A module added or removed changes its folder's
+# time and relinks.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 'setuptools==84.2.1'  # venv's 65.5.0: CVE-2022-40897
-	$(PY) -m pip install --quiet -e '.[embedded,test]'
+	$(PY) -m pip install --quiet -e '.[embedded,test]' --config-settings editable_mode=strict
 	touch $(STAMP)
+
+$(LINKS): $(STAMP) $(PACKAGES)
+	$(PY) -m pip install --quiet --no-deps -e . --config-settings editable_mode=strict
+	touch $(LINKS)
 
 # promtool + prometheus (Debian's prometheus) and amtool (prometheus-alertmanager) are
 # needed by the rule, config and end-to-end Prometheus tests.
@@ -57,4 +69,4 @@ dashboards: install
 	$(PY) grafana/generate.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build var .pytest_cache .mypy_cache .ruff_cache .hypothesis

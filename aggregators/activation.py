@@ -23,7 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from typing import Any
 
-from aggregators.users import Deltas
+from leadline.aggregators.users import Deltas
 
 KIND = "activation"
 SIGNUPS = "signups"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from aggregators.sketch import HyperLogLog, union
+from leadline.aggregators.sketch import HyperLogLog, union
 
 
 class Aggregation(Protocol):

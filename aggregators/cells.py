@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from aggregators.sketch import HyperLogLog
+from leadline.aggregators.sketch import HyperLogLog
 
 _COUNTS = b"C"
 _BIG_COUNTS = b"J"

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-from aggregators.users import Deltas
-from config.definitions import Funnel
+from leadline.aggregators.users import Deltas
+from leadline.config.definitions import Funnel
 
 KIND_PREFIX = "funnel:"
 

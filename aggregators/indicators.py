@@ -13,13 +13,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aggregators import activation, subscriptions, surveys
-from aggregators.buckets import WindowPlan
-from aggregators.cells import Cell
-from aggregators.funnels import kind_of
-from aggregators.labels import ALL, OTHER, LabelSets
-from aggregators.money import MICROS
-from aggregators.partition import (
+from leadline.aggregators import activation, subscriptions, surveys
+from leadline.aggregators.buckets import WindowPlan
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.funnels import kind_of
+from leadline.aggregators.labels import ALL, OTHER, LabelSets
+from leadline.aggregators.money import MICROS
+from leadline.aggregators.partition import (
     ACTIVATION,
     CONVERTERS,
     CURRENT,
@@ -35,8 +35,8 @@ from aggregators.partition import (
     CellKey,
     is_distinct,
 )
-from aggregators.sketch import HyperLogLog, union
-from config.definitions import Definitions
+from leadline.aggregators.sketch import HyperLogLog, union
+from leadline.config.definitions import Definitions
 
 Labels = tuple[tuple[str, str], ...]
 

@@ -6,7 +6,7 @@ flood of Prometheus series.
 
 from __future__ import annotations
 
-from config.definitions import Definitions
+from leadline.config.definitions import Definitions
 
 OTHER = "other"
 ALL = "all"

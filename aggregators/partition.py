@@ -17,19 +17,19 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from aggregators import activation, subscriptions, surveys
-from aggregators.activation import ActivationRule
-from aggregators.buckets import DAY, WindowPlan
-from aggregators.cells import Cell
-from aggregators.funnels import KIND_PREFIX as FUNNEL_PREFIX
-from aggregators.funnels import FunnelRule
-from aggregators.labels import LabelSets
-from aggregators.money import to_micros
-from aggregators.sketch import _Q, _RANK_MASK, HyperLogLog, hash64
-from aggregators.subscriptions import SubscriptionRule
-from aggregators.users import Deltas, UserState, to_ms
-from config.definitions import Definitions
-from events.model import Event
+from leadline.aggregators import activation, subscriptions, surveys
+from leadline.aggregators.activation import ActivationRule
+from leadline.aggregators.buckets import DAY, WindowPlan
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.funnels import KIND_PREFIX as FUNNEL_PREFIX
+from leadline.aggregators.funnels import FunnelRule
+from leadline.aggregators.labels import LabelSets
+from leadline.aggregators.money import to_micros
+from leadline.aggregators.sketch import _Q, _RANK_MASK, HyperLogLog, hash64
+from leadline.aggregators.subscriptions import SubscriptionRule
+from leadline.aggregators.users import Deltas, UserState, to_ms
+from leadline.config.definitions import Definitions
+from leadline.events.model import Event
 
 CellKey = tuple[str, int, int]
 _CELL_KEY = 200                        # a key tuple (str, int, int) and its dict slot

@@ -32,7 +32,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
-from aggregators.users import Deltas
+from leadline.aggregators.users import Deltas
 
 MOVES = "mrr_moves"
 CURRENT = "subscriptions"

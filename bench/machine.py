@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from embedded.services import redis_binary, tansu_binary
+from leadline.embedded.services import redis_binary, tansu_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 

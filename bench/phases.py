@@ -26,7 +26,7 @@ from bench import workload
 from bench.kafka import preload, produce_steadily
 from bench.processes import Fleet, Proc, handler_stats, read_progress
 from bench.profile import summarize
-from embedded.processes import Samples
+from leadline.embedded.processes import Samples
 
 
 @dataclass

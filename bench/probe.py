@@ -21,7 +21,7 @@ from typing import Any
 
 
 def install(path: str) -> None:
-    import streams.agents as agents
+    import leadline.streams.agents as agents
 
     original = agents.register
 
@@ -56,7 +56,7 @@ def main() -> None:
     path = os.environ.get("BENCH_PROGRESS")
     if path:
         install(path)
-    from cli.main import main as leadline_main
+    from leadline.cli.main import main as leadline_main
 
     leadline_main(["worker"])
 

@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embedded.processes import ServingProcess, inherited_env, worker_env
-from embedded.services import free_port
+from leadline.embedded.processes import ServingProcess, inherited_env, worker_env
+from leadline.embedded.services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

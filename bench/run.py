@@ -33,7 +33,7 @@ from typing import Any
 
 from bench import phases, report
 from bench.machine import describe
-from embedded import services
+from leadline.embedded import services
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from config.definitions import DefinitionsError, load_definitions
-from config.settings import Settings, SettingsError, load_settings
-from embedded.services import Service, ServiceError, broker, free_port, port_open, redis
+from leadline.config.definitions import DefinitionsError, load_definitions
+from leadline.config.settings import Settings, SettingsError, load_settings
+from leadline.embedded.services import Service, ServiceError, broker, free_port, port_open, redis
 
 REFRESH = 2.0
 READY_TIMEOUT = 60.0
@@ -202,11 +202,11 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 class TrafficThread(threading.Thread):
-    """Runs :func:`cli.traffic.run_traffic` on its own event loop until :meth:`stop`."""
+    """Runs :func:`leadline.cli.traffic.run_traffic` on its own event loop until :meth:`stop`."""
 
     def __init__(self, settings: Settings, rate: float, seed: int = 7) -> None:
         super().__init__(name="leadline-traffic", daemon=True)
-        from cli.traffic import TrafficGenerator
+        from leadline.simulator.traffic import TrafficGenerator
 
         self.settings, self.rate, self.seed = settings, rate, seed
         self.generator = TrafficGenerator(seed, load_definitions(settings.definitions))
@@ -216,7 +216,7 @@ class TrafficThread(threading.Thread):
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        from cli.traffic import run_traffic
+        from leadline.cli.traffic import run_traffic
 
         # aiokafka's own warnings (a reconnect while stopping) would garble the live view.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -297,7 +297,7 @@ def run_demo(rate: float) -> int:
         _say(f"starting a worker, log: {log_path}")
         # Own session: a terminal's Ctrl-C reaches only us, and we stop it in order.
         worker = subprocess.Popen(
-            [sys.executable, "-c", "from cli.main import main; main()", "worker"],
+            [sys.executable, "-m", "leadline.cli", "worker"],
             env=env, stdin=subprocess.DEVNULL, stdout=worker_log, stderr=subprocess.STDOUT,
             start_new_session=True)
         base = f"http://127.0.0.1:{wport}"

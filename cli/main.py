@@ -12,8 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
-from config.definitions import DefinitionsError, load_definitions
-from config.settings import Settings, SettingsError, load_settings
+from leadline.config.definitions import DefinitionsError, load_definitions
+from leadline.config.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
@@ -40,9 +40,9 @@ def check_redis(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams import allocator
-    from streams.app import create_app
-    from streams.topics import BrokerUnreachable, ensure_topics
+    from leadline.streams import allocator
+    from leadline.streams.app import create_app
+    from leadline.streams.topics import BrokerUnreachable, ensure_topics
 
     allocator.configure()  # before the big allocations: see streams/allocator.py
 
@@ -80,8 +80,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from cli.send import send_lines
-    from streams.topics import BrokerUnreachable
+    from leadline.cli.send import send_lines
+    from leadline.streams.topics import BrokerUnreachable
 
     try:
         settings = load_settings()
@@ -112,13 +112,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cli.demo import run_demo
+    from leadline.cli.demo import run_demo
 
     return run_demo(rate=args.rate)
 
 
 def cmd_demo_traffic(args: argparse.Namespace) -> int:
-    from cli.traffic import run_traffic
+    from leadline.cli.traffic import run_traffic
 
     try:
         settings = load_settings()

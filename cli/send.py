@@ -9,9 +9,9 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from config.settings import Settings
-from streams.security import aiokafka_security
-from streams.topics import unreachable
+from leadline.config.settings import Settings
+from leadline.streams.security import aiokafka_security
+from leadline.streams.topics import unreachable
 
 
 def key_of(line: bytes) -> bytes | None:

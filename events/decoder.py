@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from config.definitions import NAME_RE, Definitions
-from events.model import Event
-from events.rejection import Reason, Rejection
+from leadline.config.definitions import NAME_RE, Definitions
+from leadline.events.model import Event
+from leadline.events.rejection import Reason, Rejection
 
 MAX_BYTES = 64 * 1024
 FUTURE_TOLERANCE = 300.0

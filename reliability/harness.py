@@ -17,7 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from embedded.processes import Samples, parse_metrics, proc_status_kib
+from leadline.embedded.processes import Samples, parse_metrics, proc_status_kib
 
 Message = tuple[bytes | None, bytes]
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from streams.allocator import libc_function
+from leadline.streams.allocator import libc_function
 
 MIB = 1 << 20
 _ROOT = Path(__file__).resolve().parents[1]
@@ -258,7 +258,7 @@ def main() -> None:
         tracemalloc.start(frames)
     threading.Thread(target=_run, args=(path, every, bool(frames)), daemon=True,
                      name="memprobe").start()
-    from cli.main import main as leadline
+    from leadline.cli.main import main as leadline
 
     leadline()
 

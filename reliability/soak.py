@@ -44,15 +44,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from leadline.config.definitions import load_definitions
+from leadline.embedded import services
+from leadline.simulator.traffic import TrafficGenerator
+from reliability.harness import Message, PacedSender, fetch, rss_kib, sample, timed_scrape
+from reliability.memprobe import rest_request
 
-from cli.traffic import TrafficGenerator  # noqa: E402
-from config.definitions import load_definitions  # noqa: E402
-from embedded import services  # noqa: E402
-from reliability.harness import Message, PacedSender, fetch, rss_kib, sample, timed_scrape  # noqa: E402
-from reliability.memprobe import rest_request  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 KINDS = ("event_ids", "users", "cells", "view_cells")
 
@@ -115,7 +113,7 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
         "LEADLINE_APP_ID": "soak", "LEADLINE_SCRAPE_CACHE_SECONDS": "0",
         "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, "-c", "from cli.main import main; main()", "worker"]
+    command = [sys.executable, "-m", "leadline.cli", "worker"]
     probe_file = workdir / "memprobe.jsonl"
     if probe:  # the same worker, sampling where its memory is (reliability/memprobe.py)
         command = [sys.executable, "-m", "reliability.memprobe", "worker"]

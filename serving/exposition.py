@@ -10,11 +10,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from aggregators.cells import Cell
-from aggregators.indicators import HISTOGRAMS, Indicators, Sample
-from aggregators.partition import CellKey
-from serving.health import Health
-from serving.view import ServingView
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.indicators import HISTOGRAMS, Indicators, Sample
+from leadline.aggregators.partition import CellKey
+from leadline.serving.health import Health
+from leadline.serving.view import ServingView
 
 HELP = {
     "product_active_users": "Distinct users with any valid event in the window (HLL, ~1% error).",

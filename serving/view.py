@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 
 from redis.asyncio import Redis
 
-from aggregators.cells import Cell
-from aggregators.partition import CellKey, key_text, parse_key
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.partition import CellKey, key_text, parse_key
 
 _PUT = """
 for i = 1, #ARGV, 3 do

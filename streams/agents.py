@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
 
-from events.model import Event
-from events.rejection import Rejection, dlq_envelope
-from streams.checkpoint import checkpoint
-from streams.fastpath import Records
-from streams.publish import BatchPublisher, partition_for
+from leadline.events.model import Event
+from leadline.events.rejection import Rejection, dlq_envelope
+from leadline.streams.checkpoint import checkpoint
+from leadline.streams.fastpath import Records
+from leadline.streams.publish import BatchPublisher, partition_for
 
 if TYPE_CHECKING:
-    from streams.app import Worker
+    from leadline.streams.app import Worker
 
 log = logging.getLogger("leadline.agents")
 

@@ -29,17 +29,17 @@ from typing import Any
 import faust
 from redis.asyncio import Redis
 
-from aggregators.indicators import Indicators
-from config.definitions import Definitions
-from config.settings import Settings
-from events.decoder import Decoder
-from serving.exposition import MetricsEndpoint
-from serving.health import Health
-from serving.view import ServingView
-from streams.fastpath import BatchTransport
-from streams.security import faust_credentials, web_ssl_context
-from streams.store import PartitionStore
-from streams.topics import true_end_offsets
+from leadline.aggregators.indicators import Indicators
+from leadline.config.definitions import Definitions
+from leadline.config.settings import Settings
+from leadline.events.decoder import Decoder
+from leadline.serving.exposition import MetricsEndpoint
+from leadline.serving.health import Health
+from leadline.serving.view import ServingView
+from leadline.streams.fastpath import BatchTransport
+from leadline.streams.security import faust_credentials, web_ssl_context
+from leadline.streams.store import PartitionStore
+from leadline.streams.topics import true_end_offsets
 
 log = logging.getLogger("leadline")
 
@@ -77,7 +77,13 @@ class Worker:
 
 def create_app(settings: Settings, definitions: Definitions) -> Worker:
     """Build the app; nothing connects until it is started."""
-    from streams import agents, connectivity, handover, maintenance, web  # they register on the app
+    from leadline.streams import (  # they register on the app
+        agents,
+        connectivity,
+        handover,
+        maintenance,
+        web,
+    )
 
     app = faust.App(
         settings.app_id,

@@ -20,10 +20,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from streams.publish import send_changelog
+from leadline.streams.publish import send_changelog
 
 if TYPE_CHECKING:
-    from streams.app import Worker
+    from leadline.streams.app import Worker
 
 
 async def checkpoint(worker: Worker, changelog_topic: str) -> None:

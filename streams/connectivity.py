@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from aiokafka.protocol.admin import ApiVersionRequest
 
 if TYPE_CHECKING:
-    from streams.app import Worker
+    from leadline.streams.app import Worker
 
 log = logging.getLogger("leadline.broker")
 

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
 
-from streams.maintenance import owned_partitions, republish
+from leadline.streams.maintenance import owned_partitions, republish
 
 if TYPE_CHECKING:
-    from streams.app import Worker
+    from leadline.streams.app import Worker
 
 log = logging.getLogger("leadline.handover")
 

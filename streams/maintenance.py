@@ -6,11 +6,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from streams import allocator
-from streams.publish import send_changelog
+from leadline.streams import allocator
+from leadline.streams.publish import send_changelog
 
 if TYPE_CHECKING:
-    from streams.app import Worker
+    from leadline.streams.app import Worker
 
 log = logging.getLogger("leadline.maintenance")
 

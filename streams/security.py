@@ -13,7 +13,7 @@ from typing import Any
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 
-from config.settings import Settings
+from leadline.config.settings import Settings
 
 
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:

@@ -27,9 +27,9 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from aggregators.dedupe import HOUR, RETENTION, Deduper
-from aggregators.partition import CellKey, PartitionState, key_text, parse_key
-from config.definitions import Definitions
+from leadline.aggregators.dedupe import HOUR, RETENTION, Deduper
+from leadline.aggregators.partition import CellKey, PartitionState, key_text, parse_key
+from leadline.config.definitions import Definitions
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
-from config.settings import Settings
-from streams.security import aiokafka_security
+from leadline.config.settings import Settings
+from leadline.streams.security import aiokafka_security
 
 log = logging.getLogger("leadline.topics")
 

@@ -16,7 +16,7 @@ from aiohttp.web import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
-    from streams.app import Worker
+    from leadline.streams.app import Worker
 
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="leadline", charset="UTF-8"'}
 

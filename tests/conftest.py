@@ -6,17 +6,11 @@ so one broker and one Redis serve the whole run, and both always stop.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from embedded import services  # noqa: E402
+from leadline.embedded import services
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregators.activation import (
+from leadline.aggregators.activation import (
     ACTIVATED,
     KIND,
     SIGNUPS,
@@ -17,7 +17,7 @@ from aggregators.activation import (
     ActivationRule,
     tta_label,
 )
-from aggregators.users import Deltas
+from leadline.aggregators.users import Deltas
 
 DAY_MS = 86_400_000
 WITHIN = 7 * 86400

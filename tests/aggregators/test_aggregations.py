@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregators.aggregations import DISTINCT, SUM, Distinct, Sum
-from aggregators.sketch import HyperLogLog
+from leadline.aggregators.aggregations import DISTINCT, SUM, Distinct, Sum
+from leadline.aggregators.sketch import HyperLogLog
 
 ints = st.integers(min_value=-(2**80), max_value=2**80)
 sketches = st.lists(st.text(max_size=8), max_size=30).map(

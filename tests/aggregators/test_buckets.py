@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from aggregators.buckets import (
+from leadline.aggregators.buckets import (
     DAY,
     LADDER,
     WindowPlan,

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregators.cells import Cell
-from aggregators.indicators import HISTOGRAMS, Indicators
-from aggregators.partition import CURRENT, CellKey, PartitionState
-from aggregators.sketch import HyperLogLog
-from config.definitions import BUNDLED, parse_definitions
-from events.decoder import Decoder
-from events.model import Event
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.indicators import HISTOGRAMS, Indicators
+from leadline.aggregators.partition import CURRENT, CellKey, PartitionState
+from leadline.aggregators.sketch import HyperLogLog
+from leadline.config.definitions import BUNDLED, parse_definitions
+from leadline.events.decoder import Decoder
+from leadline.events.model import Event
 from tests.support import oracle_catalog as oc
 
 D = parse_definitions(oc.definitions_yaml(BUNDLED.read_text()), "catalog.yaml")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregators.cells import Cell
-from aggregators.sketch import HyperLogLog
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.sketch import HyperLogLog
 
 offsets = st.integers(min_value=-1, max_value=2**63 - 1)
 labels = st.text(min_size=0, max_size=20)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregators import dedupe
-from aggregators.dedupe import _ENTRY, HOUR, LIVE_MAX, RETENTION, Deduper, id_hash
+from leadline.aggregators import dedupe
+from leadline.aggregators.dedupe import _ENTRY, HOUR, LIVE_MAX, RETENTION, Deduper, id_hash
 
 NOW = 1_700_000_000.0  # 22:13:20 UTC
 GEN = int(NOW // HOUR) * HOUR

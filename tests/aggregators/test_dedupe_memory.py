@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import tracemalloc
 
-from aggregators.dedupe import HOUR, LIVE_MAX, Deduper
+from leadline.aggregators.dedupe import HOUR, LIVE_MAX, Deduper
 
 NOW = 1_700_000_000.0
 GEN = int(NOW // HOUR) * HOUR

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregators.funnels import FunnelRule, kind_of
-from aggregators.users import Deltas
-from config.definitions import Funnel
+from leadline.aggregators.funnels import FunnelRule, kind_of
+from leadline.aggregators.users import Deltas
+from leadline.config.definitions import Funnel
 
 STEPS = ["view", "cart", "pay"]
 RULE = FunnelRule("shop", Funnel(steps=STEPS, within="1m"))

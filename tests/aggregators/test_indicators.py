@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from aggregators.buckets import resolution_for
-from aggregators.cells import Cell
-from aggregators.indicators import Indicators, Sample
-from aggregators.partition import CellKey, PartitionState
-from config.definitions import load_definitions
-from events.model import Event
+from leadline.aggregators.buckets import resolution_for
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.indicators import Indicators, Sample
+from leadline.aggregators.partition import CellKey, PartitionState
+from leadline.config.definitions import load_definitions
+from leadline.events.model import Event
 
 D = load_definitions()
 NOW = 1_700_000_123.456

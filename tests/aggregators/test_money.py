@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregators.money import MICROS, from_micros, to_micros
+from leadline.aggregators.money import MICROS, from_micros, to_micros
 
 
 @pytest.mark.parametrize(

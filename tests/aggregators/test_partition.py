@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregators.cells import Cell
-from aggregators.partition import (
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.partition import (
     CONVERTERS,
     EVENTS,
     REVENUE,
@@ -22,9 +22,9 @@ from aggregators.partition import (
     key_text,
     parse_key,
 )
-from aggregators.sketch import HyperLogLog
-from config.definitions import load_definitions
-from events.model import Event
+from leadline.aggregators.sketch import HyperLogLog
+from leadline.config.definitions import load_definitions
+from leadline.events.model import Event
 
 D = load_definitions()
 NOW = 1_700_000_123.5

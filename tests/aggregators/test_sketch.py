@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregators.sketch import SPARSE_MAX, HyperLogLog, M, hash64, union
+from leadline.aggregators.sketch import SPARSE_MAX, HyperLogLog, M, hash64, union
 
 identities = st.lists(st.text(max_size=12), max_size=40)
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from aggregators.cells import Cell
-from aggregators.dedupe import HOUR, LIVE_MAX, Deduper
-from aggregators.partition import PartitionState
-from config.definitions import load_definitions
+from leadline.aggregators.cells import Cell
+from leadline.aggregators.dedupe import HOUR, LIVE_MAX, Deduper
+from leadline.aggregators.partition import PartitionState
+from leadline.config.definitions import load_definitions
 from tests.aggregators.test_user_memory import NOW, typical_user
 
 D = load_definitions()
@@ -91,7 +91,7 @@ def test_view_cache_bytes(redis_server) -> None:  # type: ignore[no-untyped-def]
     """The serving view's decoded copy of every partition's cells (real Redis)."""
     from redis.asyncio import Redis
 
-    from serving.view import ServingView
+    from leadline.serving.view import ServingView
 
     state = _state(3000)
 

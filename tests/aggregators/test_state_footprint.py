@@ -22,16 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 FOLD = """
 import gc, json, sys, time
-sys.path.insert(0, {root!r})
-from cli.traffic import TrafficGenerator
-from config.definitions import load_definitions
-from config.settings import Settings
-from events.decoder import Decoder
-from events.model import Event
-from events.rejection import Rejection
+from leadline.simulator.traffic import TrafficGenerator
+from leadline.config.definitions import load_definitions
+from leadline.config.settings import Settings
+from leadline.events.decoder import Decoder
+from leadline.events.model import Event
+from leadline.events.rejection import Rejection
 from reliability import memprobe
-from streams.publish import partition_for
-from streams.store import PartitionStore
+from leadline.streams.publish import partition_for
+from leadline.streams.store import PartitionStore
 
 RATE, SECONDS = 5000, {seconds}
 definitions = load_definitions()

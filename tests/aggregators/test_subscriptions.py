@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregators.subscriptions import (
+from leadline.aggregators.subscriptions import (
     ACTIVE,
     CANCELS,
     CURRENT,
@@ -17,7 +17,7 @@ from aggregators.subscriptions import (
     SubscriptionRule,
     mrr_label,
 )
-from aggregators.users import Deltas
+from leadline.aggregators.users import Deltas
 
 RULE = SubscriptionRule(lambda c: c if c in ("USD", "EUR") else "other")
 Sub = list[Any]

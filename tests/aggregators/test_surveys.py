@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregators import surveys
+from leadline.aggregators import surveys
 
 
 def test_nps_of_every_boundary_score() -> None:

@@ -11,10 +11,10 @@ import sys
 import time
 import tracemalloc
 
-from aggregators import users as users_module
-from aggregators.partition import PartitionState
-from config.definitions import load_definitions
-from events.model import Event
+from leadline.aggregators import users as users_module
+from leadline.aggregators.partition import PartitionState
+from leadline.config.definitions import load_definitions
+from leadline.events.model import Event
 
 D = load_definitions()
 NOW = time.time()

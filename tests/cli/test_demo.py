@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo import parse_metrics, value
-from embedded.services import free_port, port_open
+from leadline.cli.demo import parse_metrics, value
+from leadline.embedded.services import free_port, port_open
 
 
 def leadline_command() -> list[str]:
     script = Path(sys.executable).parent / "leadline"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from cli.main import main; main()"]
+    return [sys.executable, "-m", "leadline.cli"]
 
 
 def scrape(url: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.definitions import DefinitionsError, parse_definitions
+from leadline.config.definitions import DefinitionsError, parse_definitions
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config.definitions import (
+from leadline.config.definitions import (
     BUNDLED,
     Definitions,
     DefinitionsError,

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import DEFAULT_EMBEDDED_BROKER_PORT, Settings, SettingsError, load_settings
+from leadline.config.settings import (
+    DEFAULT_EMBEDDED_BROKER_PORT,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from config.definitions import BUNDLED
+from leadline.config.definitions import BUNDLED
 from tests.support import oracle_catalog as oc
 from tests.support.worker import Pipeline, value, wait_for
 

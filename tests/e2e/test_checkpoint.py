@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from aggregators.cells import Cell
+from leadline.aggregators.cells import Cell
 from tests.support.worker import Pipeline, value, wait_for
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from embedded.services import free_port
+from leadline.embedded.services import free_port
 from tests.support.worker import ROOT
 
 
@@ -20,7 +20,7 @@ def leadline(*args: str, env: dict[str, str], stdin: bytes | None = None,
     base = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")}
     base["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-c", "from cli.main import main; main()", *args],
+        [sys.executable, "-m", "leadline.cli", *args],
         env=base | env, input=stdin, capture_output=True, timeout=timeout,
     )
 

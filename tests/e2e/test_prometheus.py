@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from cli.traffic import TrafficGenerator
-from config import load_definitions
+from leadline.config import load_definitions
+from leadline.simulator.traffic import TrafficGenerator
 from tests.observability import spec
 from tests.observability.promstack import (
     Prometheus,

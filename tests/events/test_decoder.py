@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.definitions import load_definitions
-from events.decoder import MAX_BYTES, Decoder
-from events.model import Event
-from events.rejection import Reason, Rejection, dlq_envelope
+from leadline.config.definitions import load_definitions
+from leadline.events.decoder import MAX_BYTES, Decoder
+from leadline.events.model import Event
+from leadline.events.rejection import Reason, Rejection, dlq_envelope
 
 D = load_definitions()
 DECODER = Decoder(D)

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from embedded import services
-from embedded.services import Service
+from leadline.embedded import services
+from leadline.embedded.services import Service
 from reliability.harness import sample
 from tests.support.compare import mismatches
 from tests.support.oracle import generate

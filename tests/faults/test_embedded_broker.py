@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
-from config.settings import load_settings
-from embedded.services import Service
-from streams.topics import true_end_offsets
+from leadline.config.settings import load_settings
+from leadline.embedded.services import Service
+from leadline.streams.topics import true_end_offsets
 
 pytestmark = pytest.mark.slow
 

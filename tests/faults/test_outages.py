@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from aggregators.indicators import Indicators
-from config.definitions import load_definitions
-from embedded import services
-from embedded.processes import parse_metrics
-from embedded.services import Service
+from leadline.aggregators.indicators import Indicators
+from leadline.config.definitions import load_definitions
+from leadline.embedded import services
+from leadline.embedded.processes import parse_metrics
+from leadline.embedded.services import Service
+from leadline.serving.exposition import MetricsEndpoint
+from leadline.serving.health import Health
+from leadline.serving.view import ServingView
 from reliability.harness import sample
-from serving.exposition import MetricsEndpoint
-from serving.health import Health
-from serving.view import ServingView
 from tests.support.compare import mismatches
 from tests.support.oracle import generate
 from tests.support.worker import Pipeline, WorkerProcess, wait_for

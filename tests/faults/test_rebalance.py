@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from embedded.services import Service
+from leadline.embedded.services import Service
 from reliability.harness import PacedSender, Samples, fetch, timed_scrape
 from tests.support.compare import mismatches
 from tests.support.oracle import generate

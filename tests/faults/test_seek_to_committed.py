@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
-from embedded.services import Service
-from streams.fastpath import seek_to_committed
+from leadline.embedded.services import Service
+from leadline.streams.fastpath import seek_to_committed
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from config.definitions import load_definitions
-from embedded.processes import parse_metrics
+from leadline.config.definitions import load_definitions
+from leadline.embedded.processes import parse_metrics
 from reliability.harness import Message, Samples, produce, rss_kib, series_count
 from tests.hostile.corpus import MARK, VALID, Case, cases, purchases_1e308
 from tests.support.oracle import generate

@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ALLOCATE = """
 import json, sys, time
-sys.path.insert(0, {root!r})
 from reliability import memprobe
 started = time.monotonic()
 rows = [memprobe.sample(started)]
@@ -121,7 +120,6 @@ def test_the_longest_containers_are_named_by_who_holds_them() -> None:
 
 TRACE = """
 import json, sys, tracemalloc
-sys.path.insert(0, {root!r})
 tracemalloc.start(1)
 from reliability import memprobe
 held = [bytes(1000) for _ in range(20_000)]  # ~20 MiB from this line

@@ -37,11 +37,11 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers.aiokafka import Producer as FaustAIOKafkaProducer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-from config.definitions import load_definitions
-from config.settings import Settings, SettingsError, load_settings
-from embedded.services import Service, free_port, tansu_binary
-from streams.app import create_app
-from streams.security import aiokafka_security, faust_credentials, web_ssl_context
+from leadline.config.definitions import load_definitions
+from leadline.config.settings import Settings, SettingsError, load_settings
+from leadline.embedded.services import Service, free_port, tansu_binary
+from leadline.streams.app import create_app
+from leadline.streams.security import aiokafka_security, faust_credentials, web_ssl_context
 from tests.security.tls import make_certificate
 from tests.support.worker import ROOT
 
@@ -178,7 +178,7 @@ def _leadline(port: int, redis_port: int, command: str, mechanism: str, user: st
         "LEADLINE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
     }
     args = ["send", "-"] if command == "send" else ["worker"]
-    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", *args],
+    return subprocess.run([sys.executable, "-m", "leadline.cli", *args],
                           input=b'{"event_id":"e"}\n', env=env, capture_output=True,
                           timeout=60)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from embedded.processes import parse_metrics
-from embedded.services import Service, free_port, tansu_binary
+from leadline.embedded.processes import parse_metrics
+from leadline.embedded.services import Service, free_port, tansu_binary
+from leadline.streams.web import basic_auth_header
 from reliability.harness import fetch
-from streams.web import basic_auth_header
 from tests.security.tls import TlsProxy, make_certificate
 from tests.support.compare import mismatches
 from tests.support.oracle import Truth, generate
@@ -94,7 +94,7 @@ def secured(redis_server: Service, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def _send_cli(s: Secured, lines: list[bytes]) -> subprocess.CompletedProcess[bytes]:
     env = s.pipeline.env(free_port(), "send")
-    return subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "send", "-"],
+    return subprocess.run([sys.executable, "-m", "leadline.cli", "send", "-"],
                           input=b"\n".join(lines) + b"\n", env=env, capture_output=True,
                           timeout=60, cwd=str(ROOT))
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from aggregators.cells import Cell
-from serving.view import ServingView
+from leadline.aggregators.cells import Cell
+from leadline.serving.view import ServingView
 
 A, B, C = ("events", 60, 0), ("events", 60, 60), ("events", 60, 120)
 

@@ -14,9 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # the holes stay part of the RSS until trimmed.
 FRAGMENT = """
 import json, sys
-sys.path.insert(0, {root!r})
 from reliability.harness import rss_kib
-from streams import allocator
+from leadline.streams import allocator
 import os
 big, keep = [], []
 for i in range(2000):
@@ -47,9 +46,8 @@ def test_trim_returns_the_holes_of_a_fragmented_heap() -> None:
 # 2 MiB blocks with long-lived small ones between them, then the 2 MiB ones freed.
 RAISED = """
 import json, sys
-sys.path.insert(0, {root!r})
 from reliability.harness import rss_kib
-from streams import allocator
+from leadline.streams import allocator
 import os
 {setup}
 big = bytearray(30 << 20)

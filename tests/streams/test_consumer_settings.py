@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from config.definitions import load_definitions
-from config.settings import load_settings
-from streams.app import create_app
-from streams.fastpath import BatchConsumer, BatchConsumerThread
+from leadline.config.definitions import load_definitions
+from leadline.config.settings import load_settings
+from leadline.streams.app import create_app
+from leadline.streams.fastpath import BatchConsumer, BatchConsumerThread
 
 
 def test_the_fetch_wait_is_batch_seconds_not_fausts_fixed_1500_ms() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from config.definitions import load_definitions
-from events.model import Event
-from streams.store import USER_PRUNE_INTERVAL, PartitionStore, user_table_key
+from leadline.config.definitions import load_definitions
+from leadline.events.model import Event
+from leadline.streams.store import USER_PRUNE_INTERVAL, PartitionStore, user_table_key
 
 D = load_definitions()
 NOW = time.time()

@@ -13,8 +13,8 @@ from typing import Self
 
 from aiokafka import AIOKafkaProducer
 
-from embedded.processes import ProcessError, Samples, ServingProcess, worker_env
-from embedded.services import Service, free_port
+from leadline.embedded.processes import ProcessError, Samples, ServingProcess, worker_env
+from leadline.embedded.services import Service, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ class WorkerProcess(ServingProcess):
     fails the test with an ``AssertionError``; shorter scrape timeout, longer log tail."""
 
     def __init__(self, pipeline: Pipeline, name: str) -> None:
-        argv = [sys.executable, "-c", "from cli.main import main; main()", "worker"]
+        argv = [sys.executable, "-m", "leadline.cli", "worker"]
         super().__init__(name=name, argv=argv, env={}, log_path=pipeline.workdir / f"{name}.log",
                          port=free_port(), cwd=pipeline.workdir)
         self.pipeline = pipeline

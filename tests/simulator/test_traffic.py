@@ -8,11 +8,11 @@ from collections import Counter, defaultdict
 import orjson
 import pytest
 
-from cli.traffic import TrafficGenerator, daily_factor
-from config import load_definitions
-from events.decoder import Decoder
-from events.model import Event
-from events.rejection import Reason, Rejection
+from leadline.config import load_definitions
+from leadline.events.decoder import Decoder
+from leadline.events.model import Event
+from leadline.events.rejection import Reason, Rejection
+from leadline.simulator.traffic import TrafficGenerator, daily_factor
 
 T0 = 1_764_000_000.0  # a fixed clock: the generator only knows the times it is given
 RATE = 100  # events per simulated second
