@@ -66,7 +66,7 @@ audit: install
 
 # Regenerate the committed Grafana dashboards from grafana/generate.py.
 dashboards: install
-	$(PY) grafana/generate.py
+	$(PY) -m grafana.generate
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from grafana import generate
 from tests.observability import spec
 from tests.observability.promstack import (
     dashboards,
@@ -43,16 +41,6 @@ KEYWORDS = {
     "nan",
     "atan2",
 }
-
-
-def load_generator() -> ModuleType:
-    path = GRAFANA / "generate.py"
-    module_spec = importlib.util.spec_from_file_location("leadline_grafana_generate", path)
-    assert module_spec and module_spec.loader
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module  # dataclasses resolve annotations through it
-    module_spec.loader.exec_module(module)
-    return module
 
 
 def metric_names(expr: str) -> set[str]:
@@ -87,20 +75,19 @@ def content_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_committed_dashboards_are_up_to_date() -> None:
-    rendered = load_generator().render_all()
+    rendered = generate.render_all()
     committed = {p.name: p.read_text() for p in (GRAFANA / "dashboards").glob("*.json")}
     assert set(committed) == set(rendered), "stray or missing files in grafana/dashboards/"
     for name, text in rendered.items():
         assert committed[name] == text, (
-            f"grafana/dashboards/{name} is stale: run `python grafana/generate.py`"
+            f"grafana/dashboards/{name} is stale: run `python -m grafana.generate`"
         )
 
 
 def test_generator_check_mode(tmp_path: Path) -> None:
-    generator = load_generator()
-    assert generator.main(["--out", str(tmp_path), "--check"]) == 1
-    assert generator.main(["--out", str(tmp_path)]) == 0
-    assert generator.main(["--out", str(tmp_path), "--check"]) == 0
+    assert generate.main(["--out", str(tmp_path), "--check"]) == 1
+    assert generate.main(["--out", str(tmp_path)]) == 0
+    assert generate.main(["--out", str(tmp_path), "--check"]) == 0
 
 
 # ------------------------------------------------------------------------- structure

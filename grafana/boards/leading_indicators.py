@@ -1,0 +1,416 @@
+"""The PMs' board: engagement, activation, funnels, revenue, satisfaction.
+
+The windows, the funnels with their steps and the currencies it enumerates come
+from the definitions (``leadline.config.definitions``): regenerate after changing
+them.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import bargauge, dashboard
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.dashboard import (
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
+
+from grafana.boards.frame import LEADING_UID, PIPELINE_UID, frame, link_to
+from grafana.layout import Layout
+from grafana.panels import (
+    DATASOURCE,
+    REF_IDS,
+    currency_units,
+    last_value,
+    query,
+    stat_panel,
+    thresholds,
+    timeseries_panel,
+)
+from leadline.config.definitions import Definitions, Funnel
+
+# The selector of the window chosen in the board's `window` variable.
+WINDOW = 'window="$window"'
+
+
+def default_window(windows: list[str]) -> str:
+    """The window the board opens on: 24h (DAU) when configured, else the first one."""
+    return "24h" if "24h" in windows else windows[0]
+
+
+def build(defs: Definitions) -> dashboard.Dashboard:
+    """The leading indicators board for ``defs``: the window variable offers its windows,
+    each funnel gets its pair of panels in declared order, and each configured currency
+    with a Grafana unit (``CURRENCY_UNITS``) gets that unit on the revenue panels."""
+    layout = Layout()
+    currencies = defs.labels.currency
+    _engagement(layout, defs.windows)
+    _activation_and_conversion(layout, defs.funnels)
+    _revenue(layout, currencies)
+    _satisfaction(layout)
+    board = (
+        frame(
+            "leadline · Leading indicators",
+            uid=LEADING_UID,
+            description=(
+                "Product leading indicators computed in real time from product events. Every "
+                "worker reports the same global values; queries take max across workers."
+            ),
+            time_from="now-7d",
+            refresh="1m",
+            link=link_to(PIPELINE_UID, "Pipeline health"),
+        )
+        .with_variable(_platform_variable())
+        .with_variable(_window_variable(defs.windows))
+    )
+    return layout.apply(board)
+
+
+def _platform_variable() -> dashboard.QueryVariable:
+    return (
+        dashboard.QueryVariable("platform")
+        .label("Platform")
+        .description("Platform breakdown; 'all' is the union of every platform.")
+        .datasource(DATASOURCE)
+        .query("label_values(product_active_users, platform)")
+        .current(VariableOption(selected=True, text="all", value="all"))
+        .refresh(VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .include_all(False)
+        .multi(False)
+    )
+
+
+def _window_variable(windows: list[str]) -> dashboard.CustomVariable:
+    default = default_window(windows)
+    return (
+        dashboard.CustomVariable("window")
+        .label("Window")
+        .description("Trailing window of the windowed panels.")
+        .values(",".join(windows))
+        .current(VariableOption(selected=True, text=default, value=default))
+        .options([VariableOption(selected=w == default, text=w, value=w) for w in windows])
+        .include_all(False)
+        .multi(False)
+    )
+
+
+def _engagement(layout: Layout, windows: list[str]) -> None:
+    layout.row("Engagement")
+    layout.add(
+        timeseries_panel(
+            "Active users by window",
+            "Distinct users with any valid event in the trailing 5m, 1h, 24h (DAU), 7d (WAU) "
+            "and 30d (MAU) windows, for the selected platform ('all' is their union). "
+            "Dashed: the same series one week earlier. Log scale: the windows differ by orders "
+            "of magnitude. HyperLogLog estimate, error under 2 %.",
+            [('leadline:product_active_users:max{{platform="$platform"}}{o}', "{{window}}")],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            log_scale=True,
+        ),
+        w=16,
+        h=9,
+    )
+    now_panel = (
+        stat_panel(
+            "Active users now",
+            "Current distinct active users per trailing window for the selected platform "
+            "(24h = DAU, 7d = WAU, 30d = MAU).",
+            unit="short",
+            decimals=0,
+            limits=thresholds((None, "blue")),
+        )
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .orientation(common.VizOrientation.VERTICAL)
+    )
+    # One query per window keeps the windows in their configured order.
+    for ref, window in zip(REF_IDS, windows, strict=False):
+        now_panel = now_panel.with_target(
+            query(
+                f'leadline:product_active_users:max{{platform="$platform", window="{window}"}}',
+                "{{window}}",
+                ref,
+                instant=True,
+            )
+        )
+    layout.add(now_panel, w=8, h=9)
+    layout.add(
+        timeseries_panel(
+            "Stickiness (DAU / MAU)",
+            "Active users over 24h divided by active users over 30d for the selected platform: "
+            "the share of the monthly audience that comes back every day. Around 20 % is healthy "
+            "for most products. Dashed: one week earlier.",
+            [
+                (
+                    'max by (platform) (product_stickiness_ratio{{job="leadline", '
+                    'platform="$platform"}}{o})',
+                    "stickiness",
+                )
+            ],
+            unit="percentunit",
+            decimals=1,
+            limits=thresholds((None, "red"), (0.1, "yellow"), (0.2, "green")),
+            week_over_week=True,
+            min_val=0,
+            max_val=1,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Signups ($window)",
+            "Users who signed up in the trailing window chosen above, for the selected platform. "
+            "Dashed: one week earlier. Alert LeadlineSignupsStalled fires when the 1h value is "
+            "zero at an hour that usually has signups.",
+            [
+                (
+                    'leadline:product_signups:max{{platform="$platform", ' + WINDOW + "}}{o}",
+                    "signups",
+                )
+            ],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+
+
+def _activation_and_conversion(layout: Layout, funnels: dict[str, Funnel]) -> None:
+    layout.row("Activation and conversion")
+    layout.add(
+        timeseries_panel(
+            "Activation ratio ($window)",
+            "Of the users who signed up in the window, the share with an activation ('aha') "
+            "event within 7 days of signing up. All platforms. Dashed: one week earlier.",
+            [
+                (
+                    'max by (window) (product_activation_ratio{{job="leadline", '
+                    + WINDOW
+                    + "}}{o})",
+                    "activation",
+                )
+            ],
+            unit="percentunit",
+            decimals=1,
+            limits=thresholds((None, "red"), (0.2, "yellow"), (0.4, "green")),
+            week_over_week=True,
+            min_val=0,
+            max_val=1,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Conversion ratio ($window)",
+            "Distinct converting users (default event: purchase) over distinct active users in "
+            "the window, for the selected platform. Dashed: one week earlier. Alert "
+            "LeadlineConversionRatioDrop watches the 1h value against the median of the same "
+            "hour over the last 3 weeks.",
+            [
+                (
+                    'leadline:product_conversion_ratio:max{{platform="$platform", '
+                    + WINDOW
+                    + "}}{o}",
+                    "conversion",
+                )
+            ],
+            unit="percentunit",
+            decimals=2,
+            limits=thresholds((None, "red"), (0.01, "yellow"), (0.03, "green")),
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+    for name, funnel in funnels.items():
+        _funnel(layout, name, funnel)
+
+
+def _funnel(layout: Layout, name: str, funnel: Funnel) -> None:
+    """Two panels side by side, one line: users per step, and conversion per step."""
+    title = name[:1].upper() + name[1:]
+    gauge = (
+        bargauge.Panel()
+        .title(f"{title} funnel ($window)")
+        .description(
+            f"Users who entered the {name} funnel in the window and reached each step, in "
+            "order, within the funnel's conversion window (1 h by default). Steps in funnel "
+            "order, all platforms."
+        )
+        .datasource(DATASOURCE)
+        .unit("short")
+        .decimals(0)
+        .min(0)
+        .thresholds(thresholds((None, "blue")))
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .show_unfilled(True)
+        .reduce_options(last_value())
+    )
+    # One query per step keeps the steps in funnel order.
+    for ref, step in zip(REF_IDS, funnel.steps, strict=False):
+        gauge = gauge.with_target(
+            query(
+                f'max by (step) (product_funnel_users{{job="leadline", funnel="{name}", '
+                f'step="{step}", ' + WINDOW + "})",
+                "{{step}}",
+                ref,
+                instant=True,
+            )
+        )
+    layout.add(gauge, w=10, h=9)
+    layout.add(
+        timeseries_panel(
+            f"{title} step conversion ($window)",
+            f"For each {name} step, the users who reached it divided by the users who entered "
+            "the funnel (first step = 100 %). The last step is the funnel's overall conversion. "
+            "Dashed: one week earlier.",
+            [
+                (
+                    'max by (step) (product_funnel_conversion_ratio{{job="leadline", '
+                    f'funnel="{name}", ' + WINDOW + "}}{o})",
+                    "{{step}}",
+                )
+            ],
+            unit="percentunit",
+            decimals=1,
+            limits=thresholds((None, "red"), (0.02, "yellow"), (0.05, "green")),
+            week_over_week=True,
+            min_val=0,
+            max_val=1,
+        ),
+        w=14,
+        h=9,
+    )
+
+
+def _revenue(layout: Layout, currencies: list[str]) -> None:
+    layout.row("Revenue")
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "Revenue by currency ($window)",
+                "Sum of purchase amounts in the window, per currency, in the currency's major "
+                "unit (never converted or added across currencies). Dashed: one week earlier. "
+                "Alert LeadlineRevenueStalled fires when the last hour has none at an hour "
+                "that usually has purchases.",
+                [("leadline:product_revenue:max{{" + WINDOW + "}}{o}", "{{currency}}")],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+                min_val=0,
+            ),
+            currencies,
+        ),
+        w=12,
+    )
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "ARPU by currency ($window)",
+                "Average revenue per active user in the window: revenue in a currency divided "
+                "by all active users. Dashed: one week earlier.",
+                [
+                    (
+                        'max by (currency) (product_arpu{{job="leadline", ' + WINDOW + "}}{o})",
+                        "{{currency}}",
+                    )
+                ],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+                min_val=0,
+            ),
+            currencies,
+        ),
+        w=12,
+    )
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "MRR by currency",
+                "Monthly recurring revenue of the active subscriptions now, per currency, "
+                "summed over plans (each plan's global value de-duplicated across workers "
+                "first). Dashed: one week earlier.",
+                [
+                    (
+                        "sum by (currency) (max by (currency, plan) "
+                        '(product_mrr{{job="leadline"}}{o}))',
+                        "{{currency}}",
+                    )
+                ],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+                min_val=0,
+            ),
+            currencies,
+        ),
+        w=12,
+    )
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "MRR movement ($window)",
+                "MRR gained and lost in the window, per kind: new (first subscriptions), "
+                "expansion (upgrades), contraction (downgrades) and churn (cancellations), per "
+                "currency. Dashed: one week earlier.",
+                [
+                    (
+                        'max by (kind, currency) (product_mrr_movement{{job="leadline", '
+                        + WINDOW
+                        + "}}{o})",
+                        "{{kind}} {{currency}}",
+                    )
+                ],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+                min_val=0,
+            ),
+            currencies,
+        ),
+        w=12,
+    )
+
+
+def _satisfaction(layout: Layout) -> None:
+    layout.row("Satisfaction")
+    layout.add(
+        timeseries_panel(
+            "NPS ($window)",
+            "Net Promoter Score of the nps_submitted responses in the window: % promoters "
+            "(9-10) minus % detractors (0-6), from -100 to 100. Dashed: one week earlier.",
+            [('max by (window) (product_nps{{job="leadline", ' + WINDOW + "}}{o})", "NPS")],
+            unit="none",
+            decimals=0,
+            limits=thresholds((None, "red"), (0, "yellow"), (30, "green")),
+            week_over_week=True,
+            min_val=-100,
+            max_val=100,
+            show_thresholds=True,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "CSAT ($window)",
+            "Mean customer-satisfaction score of the csat_submitted responses in the window, "
+            "from 1 to 5. Dashed: one week earlier.",
+            [('max by (window) (product_csat{{job="leadline", ' + WINDOW + "}}{o})", "CSAT")],
+            unit="none",
+            decimals=2,
+            limits=thresholds((None, "red"), (3.5, "yellow"), (4.2, "green")),
+            week_over_week=True,
+            min_val=1,
+            max_val=5,
+            show_thresholds=True,
+        ),
+        w=12,
+    )

@@ -1,0 +1,252 @@
+"""The SREs' board: throughput, data quality, latency and freshness, workers."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard, statetimeline
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.dashboard import ValueMap, ValueMappingResult
+
+from grafana.boards.frame import LEADING_UID, PIPELINE_UID, frame, link_to
+from grafana.layout import Layout
+from grafana.panels import (
+    DATASOURCE,
+    EVENTS_PER_SECOND,
+    query,
+    stat_panel,
+    thresholds,
+    timeseries_panel,
+)
+
+
+def rate(metric: str, by: str = "") -> str:
+    """Per-second rate of a leadline counter, summed over workers (kept apart by ``by``)."""
+    grouping = f" by ({by})" if by else ""
+    return f'sum{grouping} (rate({metric}{{job="leadline"}}[$__rate_interval]))'
+
+
+def lag_quantile(q: float) -> str:
+    """Quantile ``q`` of the event lag histogram, all workers' buckets merged."""
+    return (
+        f"histogram_quantile({q}, sum by (le) "
+        '(rate(leadline_event_lag_seconds_bucket{job="leadline"}[$__rate_interval])))'
+    )
+
+
+def build() -> dashboard.Dashboard:
+    """The pipeline health board; it enumerates no configured label values."""
+    layout = Layout()
+    _throughput(layout)
+    _data_quality(layout)
+    _latency_and_freshness(layout)
+    _workers(layout)
+    board = frame(
+        "leadline · Pipeline health",
+        uid=PIPELINE_UID,
+        description=(
+            "Health of the leadline workers: throughput, dead letters, lag, freshness. "
+            "Metrics are per worker and summed."
+        ),
+        time_from="now-3h",
+        refresh="30s",
+        link=link_to(LEADING_UID, "Leading indicators"),
+    )
+    return layout.apply(board)
+
+
+def _throughput(layout: Layout) -> None:
+    layout.row("Throughput")
+    layout.add(
+        timeseries_panel(
+            "Events received and processed",
+            "Messages read from the events topic per second, and valid events folded into "
+            "the metrics, summed over workers. The gap is invalid plus duplicate events.",
+            [
+                (rate("leadline_events_received_total"), "received"),
+                (rate("leadline_events_processed_total"), "processed"),
+            ],
+            unit=EVENTS_PER_SECOND,
+            decimals=1,
+            min_val=0,
+        ),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Processed by event name",
+            "Valid events processed per second by event name (configured names; others are "
+            "'other'), summed over workers.",
+            [(rate("leadline_events_processed_total", "name"), "{{name}}")],
+            unit=EVENTS_PER_SECOND,
+            decimals=1,
+            min_val=0,
+        ),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Per-worker throughput",
+            "Valid events processed per second by each worker (instance). Uneven lines mean "
+            "uneven partition assignment or a hot key; a line at zero is an idle or stuck worker.",
+            [(rate("leadline_events_processed_total", "instance"), "{{instance}}")],
+            unit=EVENTS_PER_SECOND,
+            decimals=1,
+            min_val=0,
+        ),
+        w=8,
+    )
+
+
+def _data_quality(layout: Layout) -> None:
+    layout.row("Data quality")
+    layout.add(
+        timeseries_panel(
+            "Rejected to the DLQ by reason",
+            "Events written to the dead-letter topic per second, by reason (not_json, "
+            "not_object, schema, too_large, in_future, too_old), summed over workers.",
+            [(rate("leadline_events_invalid_total", "reason"), "{{reason}}")],
+            unit=EVENTS_PER_SECOND,
+            decimals=2,
+            min_val=0,
+        ),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Dead-letter ratio",
+            "Rejected events over received events (5-minute rates summed over workers, then "
+            "divided). The dashed line is the LeadlineDeadLetterRatioHigh threshold (5 %).",
+            [("leadline:events_invalid:ratio_rate5m", "dead-letter ratio")],
+            unit="percentunit",
+            decimals=2,
+            limits=thresholds((None, "green"), (0.05, "red")),
+            min_val=0,
+            show_thresholds=True,
+        ),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Duplicates dropped",
+            "Events skipped per second because their event_id was already counted in the "
+            "last 24 h (producer retries, replays), summed over workers.",
+            [(rate("leadline_events_duplicate_total"), "duplicates")],
+            unit=EVENTS_PER_SECOND,
+            decimals=2,
+            min_val=0,
+        ),
+        w=8,
+    )
+
+
+def _latency_and_freshness(layout: Layout) -> None:
+    layout.row("Latency and freshness")
+    layout.add(
+        timeseries_panel(
+            "Event lag (processing time - event time)",
+            "p50, p90 and p99 of how long after it happened an event was processed, over all "
+            "workers. Late mobile clients raise p99 alone; a rise of p50 means the workers "
+            "are behind. The dashed line is the LeadlineEventLagHigh threshold on p90 (2 min).",
+            [(lag_quantile(q), f"p{round(q * 100)}") for q in (0.5, 0.9, 0.99)],
+            unit="s",
+            decimals=1,
+            limits=thresholds((None, "green"), (120, "red")),
+            min_val=0,
+            show_thresholds=True,
+        ),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Watermark age by worker",
+            "Now minus the newest event time each worker has seen. It grows when no events "
+            "arrive or a worker is stuck; with a consumer backlog above 15 minutes it fires "
+            "LeadlineMetricsStale (dashed line).",
+            [("leadline:watermark_age_seconds:by_instance", "{{instance}}")],
+            unit="s",
+            decimals=0,
+            limits=thresholds((None, "green"), (900, "red")),
+            min_val=0,
+            show_thresholds=True,
+        ),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "Consumer lag by partition",
+            "Messages behind the high watermark on each partition, as reported by the worker "
+            "that owns it. A growing line is a partition its worker cannot keep up with.",
+            [
+                (
+                    'sum by (topic, partition) (leadline_consumer_lag{job="leadline"})',
+                    "{{topic}}/{{partition}}",
+                )
+            ],
+            unit="short",
+            decimals=0,
+            min_val=0,
+        ),
+        w=8,
+    )
+
+
+def _workers(layout: Layout) -> None:
+    layout.row("Workers")
+    layout.add(
+        statetimeline.Panel()
+        .title("Workers up")
+        .description(
+            "Whether Prometheus could scrape each worker (up). Workers are found through DNS, "
+            "so a removed container disappears instead of turning red."
+        )
+        .datasource(DATASOURCE)
+        .unit("none")
+        .decimals(0)
+        .thresholds(thresholds((None, "red"), (1, "green")))
+        .mappings(
+            [
+                ValueMap(
+                    options={
+                        "0": ValueMappingResult(text="down", color="red", index=0),
+                        "1": ValueMappingResult(text="up", color="green", index=1),
+                    }
+                )
+            ]
+        )
+        .show_value(common.VisibilityMode.NEVER)
+        .with_target(query('up{job="leadline"}', "{{instance}}", "A")),
+        w=12,
+    )
+    layout.add(
+        stat_panel(
+            "Workers up now",
+            "Number of workers Prometheus scrapes successfully right now.",
+            unit="none",
+            decimals=0,
+            limits=thresholds((None, "red"), (1, "green")),
+        )
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .with_target(query('sum(up{job="leadline"})', "workers up", "A")),
+        w=6,
+    )
+    layout.add(
+        stat_panel(
+            "Versions running",
+            "Workers per leadline version (leadline_build_info); two values mid-deploy.",
+            unit="none",
+            decimals=0,
+            limits=thresholds((None, "blue")),
+        )
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .with_target(
+            query(
+                'count by (version) (leadline_build_info{job="leadline"})',
+                "{{version}}",
+                "A",
+                instant=True,
+            )
+        ),
+        w=6,
+    )
