@@ -17,9 +17,7 @@ from leadline.aggregators import activation, subscriptions, surveys
 from leadline.aggregators.buckets import WindowPlan
 from leadline.aggregators.cells import Cell
 from leadline.aggregators.funnels import kind_of
-from leadline.aggregators.labels import ALL, OTHER, LabelSets
-from leadline.aggregators.money import MICROS
-from leadline.aggregators.partition import (
+from leadline.aggregators.kinds import (
     ACTIVATION,
     CONVERTERS,
     CURRENT,
@@ -35,6 +33,8 @@ from leadline.aggregators.partition import (
     CellKey,
     is_distinct,
 )
+from leadline.aggregators.labels import ALL, OTHER, LabelSets
+from leadline.aggregators.money import MICROS
 from leadline.aggregators.sketch import HyperLogLog, union
 from leadline.config.definitions import Definitions
 

@@ -17,12 +17,23 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from leadline.aggregators import activation, subscriptions, surveys
+from leadline.aggregators import surveys
 from leadline.aggregators.activation import ActivationRule
 from leadline.aggregators.buckets import DAY, WindowPlan
 from leadline.aggregators.cells import Cell
-from leadline.aggregators.funnels import KIND_PREFIX as FUNNEL_PREFIX
 from leadline.aggregators.funnels import FunnelRule
+from leadline.aggregators.kinds import (
+    CONVERTERS,
+    CURRENT,
+    EVENTS,
+    FEATURES,
+    REFUNDS,
+    REVENUE,
+    SIGNUPS,
+    SURVEYS,
+    USERS,
+    CellKey,
+)
 from leadline.aggregators.labels import LabelSets
 from leadline.aggregators.money import to_micros
 from leadline.aggregators.sketch import _Q, _RANK_MASK, HyperLogLog, hash64
@@ -31,39 +42,9 @@ from leadline.aggregators.users import Deltas, UserState, to_ms
 from leadline.config.definitions import Definitions
 from leadline.events.model import Event
 
-CellKey = tuple[str, int, int]
 _CELL_KEY = 200                        # a key tuple (str, int, int) and its dict slot
 _STR = sys.getsizeof("")               # an ASCII str's header
 _BYTES = sys.getsizeof(b"")            # a bytes object's header
-
-# Cell kinds. Distinct kinds hold HyperLogLogs per label, the others integer sums.
-USERS = "users"            # distinct active users, by platform
-CONVERTERS = "converters"  # distinct users with a conversion event, by platform
-EVENTS = "events"          # valid events, by name
-REVENUE = "revenue"        # purchase amounts in micro-units, by currency
-SIGNUPS = "signups"        # distinct users with a signup event, by platform
-REFUNDS = "refunds"        # refund amounts in micro-units, by currency
-FEATURES = "features"      # distinct users of each configured feature
-SURVEYS = surveys.KIND     # responses by survey and score
-ACTIVATION = activation.KIND          # by first-signup bucket (aggregators/activation.py)
-MRR_MOVES = subscriptions.MOVES       # by event bucket (aggregators/subscriptions.py)
-SUBSCRIPTIONS = subscriptions.CURRENT  # unbucketed: the latest state of every user
-DISTINCT_KINDS = frozenset({USERS, CONVERTERS, SIGNUPS, FEATURES})
-#: The resolution (and bucket start) of unbucketed cells: never expire, in no window.
-CURRENT = 0
-
-
-def is_distinct(kind: str) -> bool:
-    return kind in DISTINCT_KINDS or kind.startswith(FUNNEL_PREFIX)
-
-
-def key_text(key: CellKey) -> str:
-    return f"{key[0]}/{key[1]}/{key[2]}"
-
-
-def parse_key(text: str) -> CellKey:
-    kind, res, start = text.split("/")
-    return kind, int(res), int(start)
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """``python -m bench.probe``: ``leadline worker``, plus a progress log of its batch handlers.
 
-The same entry point and code as ``leadline worker`` (``cli.main.main(["worker"])``);
+The same entry point and code as ``leadline worker`` (``leadline.cli.main.main(["worker"])``);
 the only addition is a wrapper around the two batch handlers that appends one line
 per handled fetch to ``$BENCH_PROGRESS``:
 
@@ -44,7 +44,9 @@ def install(path: str) -> None:
                 return refused
             return timed
 
-        handlers = worker.app.batch_handlers
+        # Wrapped in place: whether a topic's handler acks itself is the hooks' business
+        # (ConsumerHooks.self_acking), so the production commit path is measured.
+        handlers = worker.hooks.handlers
         settings = worker.settings
         handlers[settings.topic] = wrap("ingest", handlers[settings.topic])
         handlers[settings.by_user_topic] = wrap("aggregate", handlers[settings.by_user_topic])

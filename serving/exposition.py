@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 
 from leadline.aggregators.cells import Cell
 from leadline.aggregators.indicators import HISTOGRAMS, Indicators, Sample
-from leadline.aggregators.partition import CellKey
+from leadline.aggregators.kinds import CellKey
 from leadline.serving.health import Health
 from leadline.serving.view import ServingView
 

@@ -8,6 +8,7 @@ metric call per event.
 from __future__ import annotations
 
 import bisect
+import logging
 from collections import Counter
 from collections.abc import Iterator
 
@@ -18,6 +19,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+log = logging.getLogger("leadline.redis")
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
 
@@ -42,6 +45,16 @@ class Health(Collector):
         #: What this worker's memory holds, by kind (``streams/maintenance.py``).
         self.state_entries: dict[str, int] = {}
         self.state_bytes: dict[str, int] = {}
+
+    def redis_ok(self) -> None:
+        """A Redis call succeeded: ``leadline_redis_up`` is 1."""
+        self.redis_up = 1
+
+    def redis_failed(self, what: str, exc: BaseException) -> None:
+        """A Redis call failed: ``leadline_redis_up`` 0, one more error, one log line."""
+        self.redis_up = 0
+        self.redis_errors += 1
+        log.warning("serving view %s failed: %s", what, exc)
 
     def observe_lag(self, seconds: float) -> None:
         self._lag_counts[bisect.bisect_left(LAG_BUCKETS, seconds)] += 1

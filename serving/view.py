@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from redis.asyncio import Redis
 
 from leadline.aggregators.cells import Cell
-from leadline.aggregators.partition import CellKey, key_text, parse_key
+from leadline.aggregators.kinds import CellKey, key_text, parse_key
 
 _PUT = """
 for i = 1, #ARGV, 3 do

@@ -1,6 +1,6 @@
 """The two batch agents: ``ingest`` (validate, re-key) and ``aggregate`` (dedupe, fold).
 
-Both receive whole fetches from :class:`streams.fastpath.BatchConsumer`, as a list
+Both receive whole fetches from :class:`~leadline.streams.faust_adapter.BatchConsumer`, as a list
 of (partition, records). ``ingest``'s offsets are acked when it returns;
 ``aggregate``'s at the next checkpoint, once the table holds what they changed
 (``streams/checkpoint.py``).
@@ -12,23 +12,21 @@ import asyncio
 import logging
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faust.types import TP
 
 from leadline.events.model import Event
 from leadline.events.rejection import Rejection, dlq_envelope
 from leadline.streams.checkpoint import checkpoint
-from leadline.streams.fastpath import Records
+from leadline.streams.context import WorkerContext
+from leadline.streams.faust_adapter import Records, kafka_producer
 from leadline.streams.publish import BatchPublisher, partition_for
-
-if TYPE_CHECKING:
-    from leadline.streams.app import Worker
 
 log = logging.getLogger("leadline.agents")
 
 
-def register(worker: Worker, table: Any) -> None:
+def register(worker: WorkerContext, table: Any) -> None:
     app, settings, health = worker.app, worker.settings, worker.health
     decoder, store = worker.decoder, worker.store
     # Subscribed and acked like agent topics, but delivered to the handlers below.
@@ -39,7 +37,7 @@ def register(worker: Worker, table: Any) -> None:
     changelog_topic = table.changelog_topic.get_topic_name()
 
     def producer() -> Any:
-        return app.producer._ensure_producer()  # type: ignore[attr-defined]
+        return kafka_producer(app)
 
     async def ingest(batch: Records) -> set[TP]:
         """Validate; rejects to the DLQ, valid events re-keyed by identity to the by-user topic.
@@ -82,8 +80,9 @@ def register(worker: Worker, table: Any) -> None:
         async with worker.folding:
             return await fold_batch(batch)
 
-    aggregate.acks_itself = True  # type: ignore[attr-defined]
-    app.before_commit = partial(checkpoint, worker, changelog_topic)  # type: ignore[attr-defined]
+    hooks = worker.hooks
+    hooks.self_acking.add(settings.by_user_topic)
+    hooks.before_commit = partial(checkpoint, worker, changelog_topic)
 
     async def fold_batch(batch: Records) -> set[TP]:
         now = time.time()
@@ -121,12 +120,10 @@ def register(worker: Worker, table: Any) -> None:
         # A partition waiting for a whole republish (maintenance timer) is skipped.
         try:
             await worker.view.publish(p, cells)
-            health.redis_up = 1
+            health.redis_ok()
         except Exception as exc:
-            health.redis_up = 0
-            health.redis_errors += 1
+            health.redis_failed(f"write of partition {p}", exc)
             worker.republish.add(p)
-            log.warning("serving view write failed (partition %s): %s", p, exc)
 
-    app.batch_handlers = {  # type: ignore[attr-defined]
-        settings.topic: ingest, settings.by_user_topic: aggregate}
+    hooks.handlers[settings.topic] = ingest
+    hooks.handlers[settings.by_user_topic] = aggregate

@@ -1,7 +1,6 @@
 """``create_app(settings, definitions)``: the Faust app with its topics, table and agents.
 
-Two agents, each reading whole batches (Faust's per-message path is the ceiling,
-see DESIGN.md):
+Two batch agents (whole fetches, ``streams/faust_adapter.py``):
 
 - ``ingest`` reads the source topic (keyed by anything), validates, sends rejects to
   the dead-letter topic and valid events, re-keyed by user identity, to the
@@ -15,16 +14,17 @@ Offsets are committed only after what they changed was sent and confirmed (the
 producer is flushed, the table checkpointed before each commit), so a crash
 replays, never loses; replays are made exact by the cell stamps and the
 id-to-first-offset map.
+
+The modules that register on the app (agents, handover, maintenance, web, connectivity)
+receive the :class:`~leadline.streams.context.WorkerContext` built here and never
+import this module, so ``streams/`` has no import cycle.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import faust
 from redis.asyncio import Redis
@@ -36,7 +36,9 @@ from leadline.events.decoder import Decoder
 from leadline.serving.exposition import MetricsEndpoint
 from leadline.serving.health import Health
 from leadline.serving.view import ServingView
-from leadline.streams.fastpath import BatchTransport
+from leadline.streams import agents, connectivity, handover, maintenance, web
+from leadline.streams.context import WorkerContext
+from leadline.streams.faust_adapter import BatchTransport, ConsumerHooks
 from leadline.streams.security import faust_credentials, web_ssl_context
 from leadline.streams.store import PartitionStore
 from leadline.streams.topics import true_end_offsets
@@ -51,40 +53,8 @@ def leadline_version() -> str:
         return "0+unknown"
 
 
-@dataclass
-class Worker:
-    """Everything one worker process holds; agents and views close over it."""
-
-    settings: Settings
-    definitions: Definitions
-    app: faust.App
-    health: Health
-    view: ServingView
-    endpoint: MetricsEndpoint
-    store: PartitionStore
-    decoder: Decoder
-    source: faust.TopicT
-    dlq: faust.TopicT
-    by_user: faust.TopicT
-    republish: set[int] = field(default_factory=set)
-    ready: bool = False
-    #: Held by ``aggregate`` for a whole batch; a revocation waits for it (handover.py).
-    folding: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: Folded by-user offsets not yet in the table: (generation, partition, offsets),
-    #: acked by the next checkpoint (``streams/checkpoint.py``).
-    unacked: list[tuple[int, Any, list[int]]] = field(default_factory=list)
-
-
-def create_app(settings: Settings, definitions: Definitions) -> Worker:
+def create_app(settings: Settings, definitions: Definitions) -> WorkerContext:
     """Build the app; nothing connects until it is started."""
-    from leadline.streams import (  # they register on the app
-        agents,
-        connectivity,
-        handover,
-        maintenance,
-        web,
-    )
-
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -114,8 +84,11 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
         key_serializer="raw",
         value_serializer="raw",
     )
-    # Whole fetches to our batch handlers instead of Faust's per-message path.
-    app.transport = BatchTransport(app.conf.broker_consumer, app)
+    # Whole fetches to our batch handlers instead of Faust's per-message path; the
+    # handlers and the checkpoint are added to the hooks by agents.register.
+    hooks = ConsumerHooks(end_offsets=partial(true_end_offsets, settings),
+                          fetch_max_wait_ms=round(settings.batch_seconds * 1000))
+    app.transport = BatchTransport(app.conf.broker_consumer, app, hooks)
     source = app.topic(settings.topic, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
@@ -128,10 +101,11 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
     health = Health(leadline_version())
     view = ServingView(redis, settings.redis_prefix, settings.partitions)
     store = PartitionStore(definitions, table)
-    worker = Worker(
+    context = WorkerContext(
         settings=settings,
         definitions=definitions,
         app=app,
+        hooks=hooks,
         health=health,
         view=view,
         # Scrapes use the owned partitions' cells as folded (serving/view.py).
@@ -146,11 +120,9 @@ def create_app(settings: Settings, definitions: Definitions) -> Worker:
     )
     # Faust's default (100) makes every send_soon of a large batch wait for a flush.
     app.producer.buffer.max_messages = settings.batch_max * 2
-    app.end_offsets = partial(true_end_offsets, settings)  # type: ignore[attr-defined]
-    app.fetch_max_wait_ms = round(settings.batch_seconds * 1000)  # type: ignore[attr-defined]
-    agents.register(worker, table)
-    handover.register(worker, table)
-    maintenance.register(worker, table.changelog_topic.get_topic_name())
-    web.register(worker)
-    connectivity.register(worker, settings.publish_interval)
-    return worker
+    agents.register(context, table)
+    handover.register(context, table)
+    maintenance.register(context, table.changelog_topic.get_topic_name())
+    web.register(context)
+    connectivity.register(context, settings.publish_interval)
+    return context

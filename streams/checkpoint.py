@@ -1,7 +1,7 @@
 """Checkpoints: the table written and the by-user offsets acked together, once per commit.
 
 ``aggregate`` folds every batch and publishes its cells to the serving view at once
-(freshness), but leaves its offsets unacked (:attr:`Worker.unacked`). Each consumer
+(freshness), but leaves its offsets unacked (:attr:`WorkerContext.unacked`). Each consumer
 commit first runs :func:`checkpoint`: under ``worker.folding`` it sends every cell,
 id chunk and user changed since the last checkpoint to the changelog, waits for the
 broker to confirm them, and only then acks the offsets folded into them, which the
@@ -18,15 +18,14 @@ current interval, which the next owner replays from the committed offsets exactl
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from leadline.streams.context import WorkerContext
+from leadline.streams.faust_adapter import kafka_producer
 from leadline.streams.publish import send_changelog
 
-if TYPE_CHECKING:
-    from leadline.streams.app import Worker
 
-
-async def checkpoint(worker: Worker, changelog_topic: str) -> None:
+async def checkpoint(worker: WorkerContext, changelog_topic: str) -> None:
     """Write what changed since the last checkpoint to the table, then ack its offsets.
 
     Records the broker did not confirm are put back, ahead of newer ones, and their
@@ -39,8 +38,7 @@ async def checkpoint(worker: Worker, changelog_topic: str) -> None:
         acks, worker.unacked = worker.unacked, []
         try:
             if records:  # (a batch of duplicates only changes nothing)
-                producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-                await send_changelog(producer, changelog_topic, records)
+                await send_changelog(kafka_producer(app), changelog_topic, records)
         except BaseException:
             store.unsent(records)
             worker.unacked[:0] = acks

@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from aiokafka.protocol.admin import ApiVersionRequest
 
-if TYPE_CHECKING:
-    from leadline.streams.app import Worker
+from leadline.streams.context import WorkerContext
+from leadline.streams.faust_adapter import kafka_producer
 
 log = logging.getLogger("leadline.broker")
 
 
-async def probe(worker: Worker, timeout: float) -> bool:
+async def probe(worker: WorkerContext, timeout: float) -> bool:
     """One round trip to a broker of the cluster within ``timeout`` seconds."""
     try:
-        client = worker.app.producer._ensure_producer().client  # type: ignore[attr-defined]
+        client = kafka_producer(worker.app).client
         node = client.get_random_node()
         if node is None:
             return False
@@ -34,7 +33,7 @@ async def probe(worker: Worker, timeout: float) -> bool:
     return True
 
 
-def register(worker: Worker, interval: float) -> None:
+def register(worker: WorkerContext, interval: float) -> None:
     """Probe every ``interval`` seconds; two misses in a row count as down (no flapping
     on one slow answer from a busy broker)."""
     app, health = worker.app, worker.health

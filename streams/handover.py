@@ -3,7 +3,7 @@
 Two rules make a rebalance under load exact:
 
 - **Giving a partition up.** Faust does not wait for our batch handlers (they are not
-  agents, see ``streams/fastpath.py``), so on revocation we wait for the ``aggregate``
+  agents, see ``streams/faust_adapter.py``), so on revocation we wait for the ``aggregate``
   batch in flight and flush the producer, so its changelog writes reach the broker
   before the next owner reads them. Once the new assignment is known, the partitions
   that went elsewhere are forgotten, states and table records: one that comes back
@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faust.types import TP
 
+from leadline.streams.context import WorkerContext
+from leadline.streams.faust_adapter import recovery_generation
 from leadline.streams.maintenance import owned_partitions, republish
-
-if TYPE_CHECKING:
-    from leadline.streams.app import Worker
 
 log = logging.getLogger("leadline.handover")
 
@@ -41,10 +40,10 @@ def recovery_superseded(app: Any) -> bool:
     """True when a rebalance newer than the recovery that just completed is pending."""
     recovery = app.tables.recovery
     return bool(recovery.signal_recovery_start.is_set()
-                or recovery._generation_id != app.consumer_generation_id)
+                or recovery_generation(app) != app.consumer_generation_id)
 
 
-def register(worker: Worker, table: Any) -> None:
+def register(worker: WorkerContext, table: Any) -> None:
     app, store = worker.app, worker.store
 
     @app.on_partitions_revoked.connect

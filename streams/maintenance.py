@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from leadline.streams import allocator
+from leadline.streams.context import WorkerContext
+from leadline.streams.faust_adapter import BatchConsumer, kafka_producer
 from leadline.streams.publish import send_changelog
-
-if TYPE_CHECKING:
-    from leadline.streams.app import Worker
 
 log = logging.getLogger("leadline.maintenance")
 
 
-def owned_partitions(worker: Worker) -> set[int]:
+def owned_partitions(worker: WorkerContext) -> set[int]:
     assignment = worker.app.consumer.assignment()
     return {tp.partition for tp in assignment if tp.topic == worker.settings.by_user_topic}
 
 
-async def republish(worker: Worker, partitions: set[int]) -> None:
+async def republish(worker: WorkerContext, partitions: set[int]) -> None:
     """Write whole partitions to the serving view (after recovery, or Redis lost them)."""
     for p in sorted(partitions):
         state = worker.store.states.get(p)
@@ -30,18 +28,16 @@ async def republish(worker: Worker, partitions: set[int]) -> None:
         try:
             await worker.view.publish(p, state.encoded(), whole=True)
         except Exception as exc:
-            worker.health.redis_up = 0
-            worker.health.redis_errors += 1
+            worker.health.redis_failed(f"rebuild of partition {p}", exc)
             worker.republish.add(p)
-            log.warning("serving view rebuild of partition %s failed: %s", p, exc)
         else:
-            worker.health.redis_up = 1
+            worker.health.redis_ok()
             worker.health.view_rebuilds += 1
             worker.republish.discard(p)
             log.info("serving view: partition %s rebuilt from the tables", p)
 
 
-def register(worker: Worker, changelog_topic: str) -> None:
+def register(worker: WorkerContext, changelog_topic: str) -> None:
     app, settings = worker.app, worker.settings
 
     @app.timer(settings.publish_interval)
@@ -49,11 +45,9 @@ def register(worker: Worker, changelog_topic: str) -> None:
         owned = set(worker.store.states)
         try:
             lost = set(await worker.view.missing(owned))
-            worker.health.redis_up = 1
+            worker.health.redis_ok()
         except Exception as exc:
-            worker.health.redis_up = 0
-            worker.health.redis_errors += 1
-            log.warning("serving view check failed: %s", exc)
+            worker.health.redis_failed("check", exc)
             return
         if lost:
             log.warning("serving view lost partitions %s; rebuilding from the tables",
@@ -65,14 +59,14 @@ def register(worker: Worker, changelog_topic: str) -> None:
         async with worker.folding:  # tombstones in order with the aggregate batches
             now = time.time()
             gone = {p: worker.store.expire(p, now) for p in list(worker.store.states)}
-            producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-            await send_changelog(producer, changelog_topic, worker.store.take_outbox())
+            await send_changelog(kafka_producer(app), changelog_topic,
+                                 worker.store.take_outbox())
         for p, cells in gone.items():
             if cells and p not in worker.republish:
                 try:
                     await worker.view.publish(p, {}, cells)
                 except Exception as exc:
-                    log.warning("serving view expiry of partition %s failed: %s", p, exc)
+                    worker.health.redis_failed(f"expiry of partition {p}", exc)
 
     @app.timer(5.0)
     async def measure() -> None:
@@ -84,12 +78,14 @@ def register(worker: Worker, changelog_topic: str) -> None:
         """
         allocator.trim()
         consumer = app.consumer
+        if not isinstance(consumer, BatchConsumer):
+            raise TypeError(f"expected the batch consumer, not {type(consumer).__name__}")
         lag = {}
         for tp in consumer.assignment():
             if tp.topic not in (settings.topic, settings.by_user_topic):
                 continue
             high = consumer.highwater(tp)
-            position = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+            position = consumer.read_position(tp)
             if high is not None:
                 lag[(tp.topic, tp.partition)] = max(0, high - (position or 0))
         worker.health.consumer_lag = lag

@@ -28,7 +28,8 @@ from collections import defaultdict
 from typing import Any
 
 from leadline.aggregators.dedupe import HOUR, RETENTION, Deduper
-from leadline.aggregators.partition import CellKey, PartitionState, key_text, parse_key
+from leadline.aggregators.kinds import CellKey, key_text, parse_key
+from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
 
 log = logging.getLogger(__name__)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp.web import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-if TYPE_CHECKING:
-    from leadline.streams.app import Worker
+from leadline.streams.context import WorkerContext
 
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="leadline", charset="UTF-8"'}
 
@@ -27,7 +26,7 @@ def basic_auth_header(username: str, password: str) -> str:
     return f"Basic {token}"
 
 
-def register(worker: Worker) -> None:
+def register(worker: WorkerContext) -> None:
     app, settings = worker.app, worker.settings
     expected: bytes | None = None
     if settings.metrics_username is not None and settings.metrics_password is not None:

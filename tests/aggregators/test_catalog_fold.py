@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from leadline.aggregators.cells import Cell
 from leadline.aggregators.indicators import HISTOGRAMS, Indicators
-from leadline.aggregators.partition import CURRENT, CellKey, PartitionState
+from leadline.aggregators.kinds import CURRENT, CellKey
+from leadline.aggregators.partition import PartitionState
 from leadline.aggregators.sketch import HyperLogLog
 from leadline.config.definitions import BUNDLED, parse_definitions
 from leadline.events.decoder import Decoder

@@ -18,7 +18,8 @@ import pytest
 from leadline.aggregators.buckets import resolution_for
 from leadline.aggregators.cells import Cell
 from leadline.aggregators.indicators import Indicators, Sample
-from leadline.aggregators.partition import CellKey, PartitionState
+from leadline.aggregators.kinds import CellKey
+from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import load_definitions
 from leadline.events.model import Event
 

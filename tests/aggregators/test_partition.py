@@ -12,16 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadline.aggregators.cells import Cell
-from leadline.aggregators.partition import (
+from leadline.aggregators.kinds import (
     CONVERTERS,
     EVENTS,
     REVENUE,
     USERS,
     CellKey,
-    PartitionState,
     key_text,
     parse_key,
 )
+from leadline.aggregators.partition import PartitionState
 from leadline.aggregators.sketch import HyperLogLog
 from leadline.config.definitions import load_definitions
 from leadline.events.model import Event

@@ -4,7 +4,7 @@ Faust drops records it fetched but may not deliver (partition not active, flow s
 rebalance) and relies on ``perform_seek`` to fetch them again. aiokafka's
 ``seek_to_committed`` leaves a partition that has no committed offset where prefetching
 left it, past the dropped records: a worker killed before its first commit made the next
-one skip part of the source topic for good (``streams.fastpath.seek_to_committed``).
+one skip part of the source topic for good (``leadline.streams.faust_adapter.seek_to_committed``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
 from leadline.embedded.services import Service
-from leadline.streams.fastpath import seek_to_committed
+from leadline.streams.faust_adapter import seek_to_committed
 
 pytestmark = pytest.mark.slow
 

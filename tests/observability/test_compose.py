@@ -244,8 +244,10 @@ def test_dockerignore_keeps_what_pip_install_needs() -> None:
         if line.strip() and not line.startswith("#")
     }
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    needed = {"pyproject.toml", project["project"]["readme"]}
-    needed |= set(project["tool"]["setuptools"]["packages"])
+    folders = set(project["tool"]["setuptools"]["package-dir"].values())
+    assert set(project["tool"]["setuptools"]["packages"]) == set(
+        project["tool"]["setuptools"]["package-dir"])
+    needed = {"pyproject.toml", project["project"]["readme"]} | folders
     assert not needed & ignored
-    for package in project["tool"]["setuptools"]["packages"]:
-        assert (REPO / package).is_dir(), package
+    for folder in folders:
+        assert (REPO / folder / "__init__.py").is_file(), folder

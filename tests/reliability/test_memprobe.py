@@ -132,7 +132,7 @@ def test_traced_lines_name_where_memory_is_held() -> None:
                          capture_output=True, text=True, check=True, cwd=ROOT)
     traced = json.loads(out.stdout)
     (line, size), *_ = traced["lines"].items()
-    assert line == "<string>:6"
+    assert line == "<string>:5"
     assert 20_000 * 1000 <= size < 20_000 * 1100
     assert traced["total_mib"] >= 19
     assert len(traced["lines"]) == 3

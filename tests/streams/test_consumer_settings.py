@@ -1,4 +1,4 @@
-"""What the worker's Kafka consumer is built with (``streams/fastpath.py``)."""
+"""What the worker's Kafka consumer is built with (``streams/faust_adapter.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 from leadline.config.definitions import load_definitions
 from leadline.config.settings import load_settings
 from leadline.streams.app import create_app
-from leadline.streams.fastpath import BatchConsumer, BatchConsumerThread
+from leadline.streams.faust_adapter import BatchConsumer, BatchConsumerThread
 
 
 def test_the_fetch_wait_is_batch_seconds_not_fausts_fixed_1500_ms() -> None:

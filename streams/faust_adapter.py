@@ -1,31 +1,37 @@
-"""Whole fetches to batch handlers: a small override of Faust's aiokafka consumer.
+"""The one module that reaches into Faust's and aiokafka's private attributes.
 
-Faust delivers every message through ``wait_first(callback(message), ...)`` and a
-stream queue (two tasks and an Event object per message), which caps an agent at
-~9,000 events/s on these machines (DESIGN.md). For the topics that have a batch
-handler, :class:`BatchConsumer` instead hands each fetch's records to the handler
-in one call, then acks all their offsets at once, through the same bookkeeping
-Faust's own ``Consumer.ack`` uses, so Faust's commits, rebalances, recovery and
-tables work unchanged. Every other topic (changelogs, the assignor's) keeps
-Faust's normal per-message path.
+Everything else in ``streams/`` uses Faust and aiokafka through their public API and
+the few functions here, so a Faust or aiokafka upgrade is checked in one place
+(``tests/streams/test_layout.py`` enforces it).
 
-A handler is awaited inside the fetch loop, so a slow handler applies
-back-pressure to fetching. Offsets are acked only after the handler returns (or,
-for a handler marked ``acks_itself``, when the handler acks them through
-:meth:`BatchConsumer.ack_offsets`; ``before_commit`` on the app runs before every
-commit, see ``streams/checkpoint.py``); if it
-is cancelled (rebalance, shutdown) its records are not acked and are fetched again
-by whoever owns the partition next, which the handlers tolerate by design (offset
-stamps and the dedupe map make re-processing exact).
+**Whole fetches to batch handlers.** Faust delivers every message through
+``wait_first(callback(message), ...)`` and a stream queue (two tasks and an Event
+object per message), the ceiling of an agent's throughput (``docs/performance.md``).
+For the topics that have a handler in :class:`ConsumerHooks`, :class:`BatchConsumer`
+instead hands each fetch's records to the handler in one call, then acks all their
+offsets at once, through the same bookkeeping Faust's own ``Consumer.ack`` uses, so
+Faust's commits, rebalances, recovery and tables work unchanged. Every other topic
+(changelogs, the assignor's) keeps Faust's normal per-message path.
+
+A handler is awaited inside the fetch loop, so a slow handler applies back-pressure to
+fetching. Offsets are acked when the handler returns, or, for a topic in
+:attr:`ConsumerHooks.self_acking`, when the handler acks them itself through
+:meth:`BatchConsumer.ack_offsets`. :attr:`ConsumerHooks.before_commit` runs before every
+commit (the table checkpoint, ``streams/checkpoint.py``). A cancelled handler
+(rebalance, shutdown) leaves its records unacked: whoever owns the partition next
+fetches them again, which the handlers tolerate by design (offset stamps and the dedupe
+map make re-processing exact).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -34,6 +40,39 @@ from mode import Service
 Records = list[tuple[TP, list[Any]]]
 # A handler returns the partitions it could not take yet; those are fetched again.
 BatchHandler = Callable[[Records], Awaitable[set[TP]]]
+EndOffsets = Callable[[Mapping[TP, int]], Awaitable[Mapping[TP, int]]]
+
+
+@dataclass
+class ConsumerHooks:
+    """What the worker plugs into :class:`BatchConsumer`, given to :class:`BatchTransport`."""
+
+    #: Topic -> the handler that receives its whole fetches.
+    handlers: dict[str, BatchHandler] = field(default_factory=dict)
+    #: Topics whose handler acks offsets itself (:meth:`BatchConsumer.ack_offsets`).
+    self_acking: set[str] = field(default_factory=set)
+    #: Awaited before every offset commit; a failure acks nothing new and is retried.
+    before_commit: Callable[[], Awaitable[None]] | None = None
+    #: Corrects the end offsets a broker reports (``streams.topics.true_end_offsets``).
+    end_offsets: EndOffsets | None = None
+    #: How long the broker may hold a fetch open waiting for data (ms); Faust's: 1,500.
+    fetch_max_wait_ms: int | None = None
+
+
+def kafka_producer(app: faust.App) -> AIOKafkaProducer:
+    """The aiokafka producer under Faust's producer (started with the app)."""
+    return cast(AIOKafkaProducer, app.producer._ensure_producer())  # type: ignore[attr-defined]
+
+
+def recovery_generation(app: faust.App) -> int:
+    """The consumer generation the table recovery last started for."""
+    return cast(int, app.tables.recovery._generation_id)  # type: ignore[attr-defined]
+
+
+def hooks_of(transport: Any) -> ConsumerHooks:
+    if not isinstance(transport, BatchTransport):
+        raise TypeError(f"the consumer needs a BatchTransport, not {type(transport).__name__}")
+    return transport.hooks
 
 
 async def seek_to_committed(consumer: AIOKafkaConsumer, topics: Collection[str],
@@ -67,24 +106,23 @@ async def seek_to_committed(consumer: AIOKafkaConsumer, topics: Collection[str],
 
 
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, with the fetch wait of ``LEADLINE_BATCH_SECONDS``.
+    """Faust's consumer thread, with the fetch wait of :attr:`ConsumerHooks.fetch_max_wait_ms`.
 
-    Faust fixes how long the broker may hold a fetch open waiting for data at 1,500 ms.
-    Against the embedded broker, at 100 events/s over 2 partitions, a consumer then saw
-    records 0.41 s (p50) after they were produced, and 0.03 s at 100 ms; every event
-    crosses two topics. An idle worker sends one empty fetch per wait instead.
+    Faust fixes how long the broker may hold a fetch open waiting for data at 1,500 ms,
+    which every event pays on each of its two topic hops when traffic is light; an idle
+    worker sends one empty fetch per wait instead (``docs/performance.md``).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        wait_ms = hooks_of(transport).fetch_max_wait_ms
         if wait_ms is not None:
             consumer._fetch_max_wait_ms = wait_ms  # read when its fetcher starts
         return consumer
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust's ``perform_seek``: see :func:`seek_to_committed`."""
-        topics = set(getattr(self.app, "batch_handlers", {}))
+        topics = set(hooks_of(self.transport).handlers)
         reset = self.app.conf.consumer_auto_offset_reset
         return cast(Mapping[TP, int], await self.call_thread(
             seek_to_committed, self._ensure_consumer(), topics, reset))
@@ -96,14 +134,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    def batch_handlers(self) -> Mapping[str, BatchHandler]:
-        return cast(Mapping[str, BatchHandler], getattr(self.app, "batch_handlers", {}))
+    @property
+    def hooks(self) -> ConsumerHooks:
+        return hooks_of(self.transport)
+
+    def read_position(self, tp: TP) -> int | None:
+        """The next offset this consumer will hand out for ``tp`` (None before the first)."""
+        return cast(int | None, self._read_offset.get(tp))
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         """End offsets, corrected where the broker reports them short (Faust sizes
         changelog recovery with these; see ``streams.topics.true_end_offsets``)."""
         reported = await super().highwaters(*partitions)
-        correct = getattr(self.app, "end_offsets", None)
+        correct = self.hooks.end_offsets
         return reported if correct is None else await correct(reported)
 
     #: Seeks so far; a batch handled across a seek must not overwrite its read offsets.
@@ -118,12 +161,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
         await super().seek(partition, offset)
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        """Faust's commit, after the app's ``before_commit`` (the table checkpoint).
+        """Faust's commit, after :attr:`ConsumerHooks.before_commit` (the table checkpoint).
 
         Faust commits on its timer, on revocation and on stop. A failed checkpoint acks
         nothing, so what the commit makes durable stays covered by the changelog.
         """
-        before = getattr(self.app, "before_commit", None)
+        before = self.hooks.before_commit
         if before is not None:
             try:
                 await before()
@@ -169,7 +212,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         self.log.warning("seek while flow is stopped failed: %r", exc)
                     continue
                 generation = self.app.consumer_generation_id
-                handlers = self.batch_handlers()
+                hooks = self.hooks
+                handlers = hooks.handlers
                 batches: dict[str, Records] = {}
                 for tp, recs in records.items():
                     if active is not None and tp not in active and tp not in (
@@ -199,7 +243,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     # runs (records fetched before the seek): the read offsets the seek
                     # set must stand, or the records it fetches again are not fresh.
                     sought = self._seeks != seeks
-                    acks = not getattr(handlers[topic], "acks_itself", False)
+                    acks = topic not in hooks.self_acking
                     for tp, recs in items:
                         if tp in refused:
                             await self.seek(tp, recs[0].offset)
@@ -222,6 +266,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
 
 class BatchTransport(faust_aiokafka.Transport):
-    """The aiokafka transport, building a :class:`BatchConsumer`."""
+    """The aiokafka transport, building a :class:`BatchConsumer` that calls ``hooks``."""
 
     Consumer = BatchConsumer
+
+    def __init__(self, url: Any, app: faust.App, hooks: ConsumerHooks, **kwargs: Any) -> None:
+        super().__init__(url, app, **kwargs)
+        self.hooks = hooks
