@@ -9,10 +9,8 @@ generations; a generation is forgotten 25 hours after it started.
 
 Layout, and why
 ---------------
-At 5,000 events/s an id lives 25 h, so a worker remembers ~450 million of them. The
-former ``dict[int, int]`` plus per-hour lists cost 120 bytes per id traced (~155
-resident): two int objects, a dict slot, a list slot. This layout costs ~20 traced
-(~26 resident at steady state), in a few large numpy arrays:
+At 5,000 events/s an id lives 25 h, so a worker remembers ~450 million of them. They
+are held in a few large numpy arrays, ~16-26 bytes per id (``docs/performance.md``):
 
 * **Generations** (``_Gen``), one per hour, each a few *runs*: two numpy arrays sorted
   by hash, ``uint64`` hashes (unique within the run) and ``int64`` first offsets -- 16

@@ -60,10 +60,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     import faust
 
-    # The hot path allocates many short-lived containers per event; with the default
-    # gen-0 threshold (700) the collector doubled the per-event cost (measured with
-    # 200k events: fold 39.6 -> 20.6 us without GC). Collect less often, and keep
-    # everything alive at start-up out of full collections.
+    # The hot path allocates many short-lived containers per event, so the default
+    # gen-0 threshold (700) runs the collector every few events (docs/performance.md).
+    # Collect less often, and keep everything alive at start-up out of full collections.
     gc.set_threshold(10_000, 50, 1_000)
     worker = create_app(settings, definitions)
     gc.freeze()

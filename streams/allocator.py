@@ -12,8 +12,8 @@ blocks on that heap: each time a block it had mapped on its own (above
 ``M_MMAP_THRESHOLD``, 128 KiB at first) is freed, it raises the threshold to that
 block's size, up to 32 MiB. One freed dedupe merge array, and every fetch buffer and
 merge array below its size then lands between the long-lived sketches and user
-records. In a 25-minute soak the heap's free bytes, all of them resident, went from 8
-to 63 MiB. :func:`configure` fixes the threshold at 1 MiB: blocks that large are
+records, and the heap's free bytes stay resident (``docs/reliability.md``).
+:func:`configure` fixes the threshold at 1 MiB: blocks that large are
 mapped on their own and unmapped when freed, at a syscall each (tens a second).
 Both are no-ops where the C library is not glibc.
 """

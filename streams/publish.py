@@ -1,9 +1,9 @@
 """Produce many records per call: one aiokafka batch per destination partition.
 
-Per-message ``producer.send`` (future, partitioner, accumulator per record) was the
-largest cost of ``ingest``. The by-user topic is partitioned by leadline itself
-(xxhash of the identity, the same function in every worker), so records are
-appended straight into per-partition batches.
+``producer.send`` costs a future, a partitioner call and an accumulator lookup per
+record. The by-user topic is partitioned by leadline itself (xxhash of the identity,
+the same function in every worker), so records are appended straight into
+per-partition batches and confirmed per batch.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ async def send_changelog(producer: Any, topic: str,
                          records: list[tuple[int, bytes, bytes | None]]) -> None:
     """Send table changelog records (partition, key, value or tombstone) and confirm them.
 
-    Instead of Faust's ``Table.send_changelog`` (a future and a buffer round per record,
-    12 % of a worker's time in the profile); the table's in-memory data is written by
-    ``streams/store.py`` itself, Faust's recovery reads the topic either way.
+    Used instead of Faust's ``Table.send_changelog``, which costs a future and a buffer
+    round per record; the table's in-memory data is written by ``streams/store.py``
+    itself, and Faust's recovery reads the topic either way.
     """
     if not records:
         return
