@@ -113,7 +113,7 @@ def throughput(ctx: Context, topic: str, n: int, workers: int) -> dict[str, Any]
 def _done(s: Samples) -> float:
     return sum(v for (name, _), v in s.items() if name in (
         "leadline_events_processed_total", "leadline_events_invalid_total",
-        "leadline_events_duplicate_total"))
+        "leadline_events_duplicate_total", "leadline_messages_ignored_total"))
 
 
 def idiomatic(ctx: Context, topic: str, n: int) -> dict[str, Any]:

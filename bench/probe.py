@@ -6,7 +6,7 @@ per handled fetch to ``$BENCH_PROGRESS``:
 
     <handler> <start epoch s> <end epoch s> <records in the fetch> <messages done>
 
-where *messages done* is processed + invalid + duplicate so far in this worker (every
+where *messages done* is processed + invalid + ignored + duplicate so far in this worker (every
 source message ends in exactly one of them). Throughput is read from these lines:
 first handler start to last handler end. Cost: one ``time.time()`` pair and one short
 line per fetch of up to ``LEADLINE_BATCH_MAX`` records. Polling ``/metrics`` instead
@@ -32,7 +32,7 @@ def install(path: str) -> None:
 
         def done() -> int:
             return (sum(health.processed.values()) + sum(health.invalid.values())
-                    + health.duplicates)
+                    + sum(health.ignored.values()) + health.duplicates)
 
         def wrap(label: str, handler: Any) -> Any:
             async def timed(batch: Any) -> Any:

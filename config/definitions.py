@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 BUNDLED = Path(__file__).with_name("leadline.yaml")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+#: The longest event name a message may carry (SPEC section 1).
+MAX_EVENT_NAME = 128
 LABEL_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 _DURATION_RE = re.compile(r"^(\d+)(s|m|h|d)\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -38,6 +40,11 @@ def _event_name(value: str) -> str:
     if not isinstance(value, str) or not NAME_RE.match(value):
         raise ValueError(f"{value!r} is not an event name (1..64 of [A-Za-z0-9_.:-])")
     return value
+
+
+def is_event_name(value: object) -> bool:
+    """What SPEC section 1 accepts in a message: 1..128 printable characters (spaces too)."""
+    return isinstance(value, str) and 1 <= len(value) <= MAX_EVENT_NAME and value.isprintable()
 
 
 def _label_values(values: list[str]) -> list[str]:
@@ -69,6 +76,8 @@ class EventNames(_Strict):
     subscription_changed: str = "subscription_changed"
     subscription_cancelled: str = "subscription_cancelled"
     known: list[str] = Field(default_factory=list)
+    #: Configured name -> other names counted as it (Segment's "Order Completed"...).
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator(
         "signup", "activation", "session", "conversion", "purchase", "refund", "feature",
@@ -86,6 +95,17 @@ class EventNames(_Strict):
         if "other" in v:
             raise ValueError("'other' is reserved for names not listed here")
         return list(dict.fromkeys(v))
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, names in v.items():
+            _event_name(name)
+            for alias in names:
+                if not is_event_name(alias):
+                    raise ValueError(f"{alias!r} is not an event name as messages carry it "
+                                     f"(1..{MAX_EVENT_NAME} printable characters)")
+        return v
 
 
 class Activation(_Strict):
@@ -203,6 +223,22 @@ class Definitions(_Strict):
         if nps is not None and (nps.min, nps.max) != (0, 10):
             errors.append((("surveys", "nps"),
                            f"product_nps needs the 0..10 scale, got {nps.min}..{nps.max}"))
+        configured = self.known_names
+        for name in self.events.aliases:
+            if name not in configured:
+                errors.append((("events", "aliases", name),
+                               f"{name!r} is not a configured event name, so its aliases "
+                               "would count under nothing"))
+        claimed: dict[str, str] = {}
+        for name, names in self.events.aliases.items():
+            for alias in names:
+                if alias in claimed and claimed[alias] != name:
+                    errors.append((("events", "aliases", name),
+                                   f"alias {alias!r} is already claimed by {claimed[alias]!r}"))
+                elif alias in configured:
+                    errors.append((("events", "aliases", name),
+                                   f"alias {alias!r} is itself a configured event name"))
+                claimed.setdefault(alias, name)
         owner: dict[str, str] = {}
         for name, survey in self.surveys.items():
             if survey.event in owner:
@@ -229,6 +265,12 @@ class Definitions(_Strict):
             names.update(funnel.steps)
         names.update(s.event for s in self.surveys.values())
         return frozenset(names)
+
+    @cached_property
+    def alias_of(self) -> dict[str, str]:
+        """Alias -> the configured name it counts as."""
+        return {alias: name for name, names in self.events.aliases.items()
+                for alias in names}
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

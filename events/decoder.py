@@ -1,8 +1,16 @@
-"""Bytes off the wire -> a validated :class:`Event`, or a :class:`Rejection` saying why.
+"""Bytes off the wire -> a validated :class:`Event`, an :class:`Ignored` call, or a
+:class:`Rejection` saying why.
 
-Accepts the canonical leadline form and Segment / RudderStack *track* payloads
-unchanged. Validation is strict: a wrong type is a ``schema`` rejection, never a
-silent coercion ("19.99" is not an amount), so a bad producer is visible in the DLQ.
+Accepts the canonical leadline form and Segment / RudderStack calls exactly as their
+libraries send them (SPEC section 1):
+
+- ``track`` is an event; its name may be an alias of a configured one (``Order
+  Completed`` -> ``purchase``) and counts under that name;
+- ``page`` and ``screen`` are the events ``page_view`` and ``screen_view``;
+- ``identify``, ``alias`` and ``group`` are valid but not events (:class:`Ignored`).
+
+Validation is strict: a wrong type is a ``schema`` rejection, never a silent coercion
+("19.99" is not an amount), so a bad producer is visible in the DLQ.
 """
 
 from __future__ import annotations
@@ -14,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from leadline.config.definitions import NAME_RE, Definitions
-from leadline.events.model import Event
+from leadline.config.definitions import MAX_EVENT_NAME, Definitions, is_event_name
+from leadline.events.model import Event, Ignored
 from leadline.events.rejection import Reason, Rejection
 
 MAX_BYTES = 64 * 1024
@@ -26,7 +34,18 @@ _MS_THRESHOLD = 1e11
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
-_CURRENCY = re.compile(r"^[A-Z]{3}\Z")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}\Z")
+#: Segment / RudderStack call types that are events, and the name each one counts as.
+_ACTIVITY_CALLS = {"page": "page_view", "screen": "screen_view"}
+#: Valid calls that are not events.
+_IGNORED_CALLS = frozenset({"identify", "alias", "group"})
+#: ``context.os.name`` values that name a platform (lower-cased).
+_OS_PLATFORMS = {"ios": "ios", "iphone os": "ios", "ipados": "ios", "android": "android"}
+#: ``context.library.name`` of the browser libraries: their events are ``web``.
+_WEB_LIBRARIES = ("analytics.js", "analytics-next", "RudderLabs JavaScript SDK")
+#: Where a money event's amount may come from, in order (Segment e-commerce sends
+#: ``revenue`` and ``total``).
+_AMOUNT_FIELDS = ("amount", "revenue", "total")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}\Z")
 
 
@@ -80,9 +99,10 @@ class Decoder:
             e.subscription_started, e.subscription_changed, e.subscription_cancelled
         }
         self._feature_event = e.feature
+        self._alias_of = definitions.alias_of
         self._surveys = {s.event: (s.min, s.max) for s in definitions.surveys.values()}
 
-    def decode(self, raw: bytes | None, now: float) -> Event | Rejection:
+    def decode(self, raw: bytes | None, now: float) -> Event | Ignored | Rejection:
         """Decode one message value. Never raises."""
         if raw is None:
             return Rejection(Reason.NOT_JSON, "empty message (no value)")
@@ -98,6 +118,8 @@ class Decoder:
             event = self._validate(obj)
         except _Invalid as exc:
             return Rejection(Reason.SCHEMA, str(exc))
+        if isinstance(event, Ignored):
+            return event
         if event.ts > now + FUTURE_TOLERANCE:
             return Rejection(Reason.IN_FUTURE, f"event time is {event.ts - now:.0f}s ahead")
         if event.ts < now - self._max_age:
@@ -105,7 +127,7 @@ class Decoder:
             return Rejection(Reason.TOO_OLD, f"event time is {days:.1f} days old")
         return event
 
-    def _validate(self, obj: dict[str, Any]) -> Event:
+    def _validate(self, obj: dict[str, Any]) -> Event | Ignored:
         if "messageId" in obj or ("event" in obj and "name" not in obj):
             return self._segment(obj)
         return self._canonical(
@@ -115,36 +137,57 @@ class Decoder:
             app_version=obj.get("app_version"), properties=obj.get("properties"),
         )
 
-    def _segment(self, obj: dict[str, Any]) -> Event:
+    def _segment(self, obj: dict[str, Any]) -> Event | Ignored:
         kind = obj.get("type", "track")
-        if kind != "track":
-            raise _Invalid(f"type: only track payloads are events, got {kind!r}")
+        if not isinstance(kind, str):
+            raise _Invalid(f"type: must be a string, got {type(kind).__name__}")
+        if kind in _IGNORED_CALLS:
+            return self._ignored(kind, obj)
+        if kind == "track":
+            name = obj.get("event")
+        elif kind in _ACTIVITY_CALLS:
+            name = _ACTIVITY_CALLS[kind]
+        else:
+            calls = ", ".join(sorted({"track", *_ACTIVITY_CALLS, *_IGNORED_CALLS}))
+            raise _Invalid(f"type: {kind!r} is not a Segment / RudderStack call ({calls})")
         context = obj.get("context") or {}
         if not isinstance(context, dict):
             raise _Invalid("context: must be an object")
-        device, os_, app, location = (
+        device, os_, app, location, library = (
             context[k] if isinstance(context.get(k), dict) else {}
-            for k in ("device", "os", "app", "location")
+            for k in ("device", "os", "app", "location", "library")
         )
-        platform = obj.get("platform") or device.get("type") or os_.get("name")
-        if platform is None and isinstance(context.get("library"), dict):
-            library = str(context["library"].get("name", ""))
-            platform = "web" if library.startswith("analytics") else None
+        country = location.get("country")
         return self._canonical(
-            event_id=obj.get("messageId"), name=obj.get("event"), user_id=obj.get("userId"),
+            event_id=obj.get("messageId"), name=name, user_id=obj.get("userId"),
             anonymous_id=obj.get("anonymousId"),
             timestamp=obj.get("timestamp", obj.get("originalTimestamp")),
-            platform=platform, country=location.get("country"),
+            platform=_segment_platform(obj.get("platform"), device, os_, library),
+            # Segment's context.location.country is a country name ("United States"):
+            # only an ISO 3166 code becomes the event's country.
+            country=country if isinstance(country, str) and _COUNTRY.match(country) else None,
             app_version=app.get("version"), properties=obj.get("properties"),
         )
+
+    @staticmethod
+    def _ignored(kind: str, obj: dict[str, Any]) -> Ignored:
+        user_id, anonymous_id = obj.get("userId"), obj.get(
+            "previousId" if kind == "alias" else "anonymousId")
+        for value, field in ((user_id, "userId"), (anonymous_id, "anonymousId")):
+            if value is not None:
+                _string(value, field)
+        if user_id is None and anonymous_id is None:
+            raise _Invalid(f"{kind}: userId or anonymousId: at least one is required")
+        return Ignored(kind, user_id, anonymous_id)
 
     def _canonical(
         self, *, event_id: Any, name: Any, user_id: Any, anonymous_id: Any, timestamp: Any,
         platform: Any, country: Any, app_version: Any, properties: Any,
     ) -> Event:
         event_id = _string(event_id, "event_id")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise _Invalid("name: must be 1..64 characters of [A-Za-z0-9_.:-]")
+        if not is_event_name(name):
+            raise _Invalid(f"name: must be 1..{MAX_EVENT_NAME} printable characters")
+        name = self._alias_of.get(name, name)
         if user_id is not None:
             identity = _string(user_id, "user_id")
         elif anonymous_id is not None:
@@ -169,15 +212,17 @@ class Decoder:
         elif not isinstance(properties, dict):
             raise _Invalid("properties: must be an object")
         kept: dict[str, Any] = {}
-        if "amount" in properties:
-            kept["amount"] = _number(properties["amount"], "properties.amount")
+        amount_fields = _AMOUNT_FIELDS if name in self._money_events else _AMOUNT_FIELDS[:1]
+        source = next((f for f in amount_fields if f in properties), None)
+        if source is not None:
+            kept["amount"] = _number(properties[source], f"properties.{source}")
         if "mrr" in properties:
             kept["mrr"] = _number(properties["mrr"], "properties.mrr")
         if "currency" in properties:
             currency = properties["currency"]
             if not isinstance(currency, str) or not _CURRENCY.match(currency):
                 raise _Invalid("properties.currency: must be an ISO 4217 code like USD")
-            kept["currency"] = currency
+            kept["currency"] = currency.upper()
         for field in ("plan", "feature"):
             if field in properties:
                 kept[field] = _string(properties[field], f"properties.{field}", 64)
@@ -191,9 +236,10 @@ class Decoder:
 
     def _required(self, name: str, kept: dict[str, Any]) -> None:
         if name in self._money_events:
-            for field in ("amount", "currency"):
-                if field not in kept:
-                    raise _Invalid(f"properties.{field}: required for {name}")
+            if "amount" not in kept:
+                raise _Invalid(f"properties.amount (or revenue, or total): required for {name}")
+            if "currency" not in kept:
+                raise _Invalid(f"properties.currency: required for {name}")
         if name in self._subscription_events:
             for field in ("plan", "currency", "mrr"):
                 if field not in kept:
@@ -207,3 +253,20 @@ class Decoder:
                 raise _Invalid(f"properties.score: required for {name}")
             if not low <= score <= high:
                 raise _Invalid(f"properties.score: {score} is outside {low}..{high} for {name}")
+
+
+def _segment_platform(platform: Any, device: dict[str, Any], os_: dict[str, Any],
+                      library: dict[str, Any]) -> Any:
+    """``platform``, else ``context.device.type``, else iOS / Android from
+    ``context.os.name``, else ``web`` for the browser libraries, else none."""
+    if platform is not None:
+        return platform
+    if device.get("type") is not None:
+        return device["type"]
+    os_name = os_.get("name")
+    if isinstance(os_name, str) and os_name.lower() in _OS_PLATFORMS:
+        return _OS_PLATFORMS[os_name.lower()]
+    name = library.get("name")
+    if isinstance(name, str) and name.startswith(_WEB_LIBRARIES):
+        return "web"
+    return None

@@ -8,6 +8,20 @@ from typing import Any
 import orjson
 
 
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A valid Segment / RudderStack call that is not an event: ``identify``, ``alias`` or
+    ``group``. Counted in ``leadline_messages_ignored_total{type}``, never dead-lettered.
+
+    ``user_id`` and ``anonymous_id`` are the pair an ``identify`` or ``alias`` links
+    (``alias``: ``previousId`` stands for the anonymous id), ``None`` where absent.
+    """
+
+    type: str
+    user_id: str | None = None
+    anonymous_id: str | None = None
+
+
 @dataclass(slots=True)  # not frozen: a frozen init costs 1.0 us instead of 0.2, twice per event
 class Event:
     """A validated event. ``identity`` is ``user_id``, else ``anon:`` + ``anonymous_id``.

@@ -7,7 +7,7 @@ counters. At the end it lets the worker drain and checks that nothing was lost:
 
 * the worker caught up within ``--drain-minutes`` after the traffic stopped;
 * every message sent was read (``leadline_events_received_total``), and every message
-  read was folded in, dropped as a duplicate or dead-lettered;
+  read was folded in, dropped as a duplicate, dead-lettered or ignored (identify calls);
 * the worker kept up (consumer lag did not grow by a second of traffic per minute) and
   drained (lag back to ~0 at the end);
 * scrape time stayed flat (median of the last quarter <= 2x the first quarter, + 50 ms);
@@ -79,8 +79,8 @@ def counters(samples: dict[Any, float]) -> tuple[float, float, float, float, flo
     for (name, _), v in samples.items():
         if name == "leadline_events_processed_total":
             folded += v
-        elif name == "leadline_events_invalid_total":
-            invalid += v
+        elif name in ("leadline_events_invalid_total", "leadline_messages_ignored_total"):
+            invalid += v  # ended outside the fold: dead-lettered, or an ignored identify
         elif name == "leadline_consumer_lag":
             lag += v
     return (sample(samples, "leadline_events_received_total"), folded,

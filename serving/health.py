@@ -33,6 +33,8 @@ class Health(Collector):
         self.received = 0
         self.processed: Counter[str] = Counter()
         self.invalid: Counter[str] = Counter()
+        #: Valid Segment / RudderStack calls that are not events, by call type.
+        self.ignored: Counter[str] = Counter()
         self.duplicates = 0
         self.watermark = 0.0
         self._lag_counts = [0] * (len(LAG_BUCKETS) + 1)
@@ -75,6 +77,12 @@ class Health(Collector):
         for reason, n in sorted(self.invalid.items()):
             invalid.add_metric([reason], n)
         yield invalid
+        ignored = CounterMetricFamily(
+            "leadline_messages_ignored", "Valid Segment / RudderStack calls that are not "
+            "events (identify, alias, group), by call type.", labels=["type"])
+        for kind, n in sorted(self.ignored.items()):
+            ignored.add_metric([kind], n)
+        yield ignored
         yield CounterMetricFamily("leadline_events_duplicate", "Events whose event_id was "
                                   "already seen within 24 h.", value=self.duplicates)
         buckets, acc = [], 0

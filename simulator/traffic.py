@@ -66,6 +66,10 @@ SEGMENT_SHARE = 0.3
 FUNNEL_CONTINUE = (0.42, 0.58, 0.68)
 FUNNEL_PAUSE = (2.0, 20.0)
 ACTIVATION_SHARE = 0.62
+#: Share of session starts sent as a Segment page / screen call instead.
+VIEW_SHARE = 0.3
+#: Share of signups followed by an identify call from the browser or app library.
+IDENTIFY_SHARE = 0.5
 ACTIVATION_DELAY = (20.0, 420.0)
 MAX_BYTES = 64 * 1024
 
@@ -318,9 +322,24 @@ class TrafficGenerator:
                            properties={"feature": self._feature()})
 
     def _session_start(self, now: float) -> Message:
+        if self.rng.random() < VIEW_SHARE:
+            return self._view(now)
         props = {"referrer": self.rng.choice(("direct", "google", "newsletter", "push", "ads"))}
         return self._valid("session_start", self._now_ts(now), user=self._some_user(),
                            properties=props)
+
+    def _view(self, now: float) -> Message:
+        """A Segment ``page`` call from the web library, or ``screen`` from an app one."""
+        user = self._some_user()
+        ts = self._now_ts(now)
+        page = self.rng.choice(("Home", "Pricing", "Docs", "Dashboard", "Settings"))
+        obj = {"type": "page" if user.platform == "web" else "screen",
+               "messageId": self._uuid(), "userId": user.user_id,
+               "anonymousId": user.anonymous_id, "name": page,
+               "timestamp": self._timestamp(ts, True), "properties": {"title": page},
+               "context": {"library": {"name": LIBRARIES[user.platform], "version": "4.4.7"},
+                           "device": {"type": user.platform}}}
+        return user.user_id.encode(), orjson.dumps(obj)
 
     def _anonymous(self, now: float) -> Message:
         if self.rng.random() < 0.3 or not self.visitors:
@@ -374,10 +393,21 @@ class TrafficGenerator:
         props = {"method": self.rng.choice(("email", "google", "apple", "github")),
                  "plan": "free"}
         msg = self._valid("signup", ts, user=user, properties=props, segment=False)
+        if self.rng.random() < IDENTIFY_SHARE:  # the browser library links the visitor
+            self._schedule(ts + self.rng.uniform(0.1, 2.0), partial(self._identify, user))
         if self.rng.random() < ACTIVATION_SHARE:
             due = ts + self.rng.uniform(*ACTIVATION_DELAY)
             self._schedule(due, partial(self._activation, user))
         return msg
+
+    def _identify(self, user: User, ts: float) -> Message:
+        """A Segment ``identify`` call: valid, not an event (counted as ignored)."""
+        self.stats["identify"] += 1
+        obj = {"type": "identify", "messageId": self._uuid(), "userId": user.user_id,
+               "anonymousId": user.anonymous_id, "timestamp": self._timestamp(ts, True),
+               "traits": {"plan": user.plan or "free"},
+               "context": {"library": {"name": LIBRARIES[user.platform], "version": "4.4.7"}}}
+        return user.user_id.encode(), orjson.dumps(obj)
 
     def _activation(self, user: User, ts: float) -> Message:
         return self._valid("activation", ts, user=user, properties={"trigger": "first_dashboard"})

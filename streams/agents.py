@@ -16,7 +16,7 @@ from typing import Any
 
 from faust.types import TP
 
-from leadline.events.model import Event
+from leadline.events.model import Event, Ignored
 from leadline.events.rejection import Rejection, dlq_envelope
 from leadline.streams.checkpoint import checkpoint
 from leadline.streams.context import WorkerContext
@@ -63,6 +63,8 @@ def register(worker: WorkerContext, table: Any) -> None:
                         partition=tp.partition, offset=record.offset, rejected_at=now)
                     await out.add(dlq_topic, tp.partition % dlq_partitions[0], record.key,
                                   envelope)
+                elif isinstance(result, Ignored):
+                    health.ignored[result.type] += 1
                 else:
                     key = result.identity.encode()
                     await out.add(user_topic, partition_for(key, partitions), key,

@@ -48,7 +48,8 @@ def stack(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-de
             return sum(v for w in workers for (n, _), v in w.scrape().items()
                        if n in ("leadline_events_processed_total",
                                 "leadline_events_invalid_total",
-                                "leadline_events_duplicate_total"))
+                                "leadline_events_duplicate_total",
+                                "leadline_messages_ignored_total"))
 
         wait_for(lambda: processed() >= len(messages), timeout=90, what="traffic processed")
         prom = start_prometheus([f"127.0.0.1:{w.port}" for w in workers])

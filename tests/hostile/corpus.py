@@ -90,7 +90,8 @@ def cases(now: float) -> list[Case]:
     add("event_id of 129 characters", "schema", event_id=f"{MARK}-" + "e" * 125)
     add("user_id of 128 characters", VALID, user_id=f"{MARK}-" + "u" * 124)
     add("user_id of 129 characters", "schema", user_id=f"{MARK}-" + "u" * 125)
-    add("name of 65 characters", "schema", name="n" * 65)
+    add("name of 129 characters", "schema", name="n" * 129)
+    add("name with a line break", "schema", name="Order\nCompleted")
 
     # --- encodings -------------------------------------------------------------------
     i = next(n)
@@ -178,7 +179,10 @@ def cases(now: float) -> list[Case]:
     add("duplicate keys: the last one wins", VALID,
         f'{{"event_id":"{MARK}-dupkey","event_id":"{MARK}-dupkey-2","name":"activation",'
         f'"user_id":"{MARK}-u-dupkey","timestamp":{now - 60}}}'.encode())
-    add("Segment identify call", "schema", type="identify", messageId=f"{MARK}-seg",
+    add("Segment identify call without any id", "schema", type="identify",
+        messageId=f"{MARK}-seg", event="activation", event_id=_DROP, name=_DROP,
+        user_id=_DROP)
+    add("Segment call of an unknown type", "schema", type="batch", messageId=f"{MARK}-seg2",
         event="activation", userId=f"{MARK}-seg-user", event_id=_DROP, name=_DROP,
         user_id=_DROP)
     add("properties as a list", "schema", properties=[f"{MARK}-free-text"])

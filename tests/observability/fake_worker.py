@@ -38,6 +38,7 @@ def label_values() -> dict[str, list[str]]:
         "kind": ["new", "expansion", "contraction", "churn"],
         "survey": ["nps", "csat"],
         "feature": list(raw["features"]),
+        "type": ["identify", "alias", "group"],
         "reason": ["not_json", "not_object", "schema", "too_large", "in_future", "too_old"],
         "version": ["0.0.0-test"],
         "topic": ["product-events"],
