@@ -18,7 +18,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from leadline.embedded import services
 from leadline.embedded.services import Service
-from reliability.harness import sample
+from tests.faults import health
 from tests.support.compare import mismatches
 from tests.support.oracle import generate
-from tests.support.worker import Pipeline, WorkerProcess, wait_for
+from tests.support.worker import Pipeline, StartService, StartWorker, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -89,82 +88,70 @@ def committed(pipeline: Pipeline) -> dict[int, int]:
 
 
 @pytest.fixture
-def s3(tmp_path: Path) -> Iterator[Service]:
+def s3(start_service: StartService, tmp_path: Path) -> Service:
+    """Stopped after the brokers that store in it (``start_service``: last started, first
+    stopped)."""
     (tmp_path / "s3").mkdir()
-    with s3_server(tmp_path / "s3") as svc:
-        yield svc
-
-
-def health(worker: WorkerProcess, metric: str) -> float:
-    return sample(worker.scrape(), metric)
+    return start_service(s3_server(tmp_path / "s3"))
 
 
 def test_a_restarted_broker_is_reconnected_to_and_nothing_is_lost_or_counted_twice(
-    s3: Service, redis_server: Service, tmp_path: Path
+    s3: Service, redis_server: Service, tmp_path: Path, start_service: StartService,
+    start_worker: StartWorker,
 ) -> None:
     bucket = f"tansu-{uuid.uuid4().hex[:8]}"
     s3_request(s3, f"/{bucket}", method="PUT")
     (tmp_path / "broker1").mkdir()
     (tmp_path / "broker2").mkdir()
-    broker = s3_broker(s3, bucket, tmp_path / "broker1").start()
-    restarted: Service | None = None
-    worker: WorkerProcess | None = None
-    try:
-        pipeline = Pipeline(broker, redis_server, tmp_path)
-        messages, truth = generate(time.time(), seed=67, events=6000)
-        half = len(messages) // 2
-        worker = pipeline.worker()
-        worker.start().wait_ready()
-        assert worker.proc is not None
-        pid = worker.proc.pid
-        pipeline.send(messages[:half])
-        wait_for(lambda: health(worker, "leadline_events_received_total") == half,
-                 timeout=30, what="first half read")
-        wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=10,
-                 what="leadline_broker_up 1 before the crash")
-        assert object_count(s3, bucket) > 0, "tansu wrote nothing to S3"
-        # A committed offset is the next one to read: over the partitions they add up to
-        # the messages read once the worker's periodic commit has run.
-        before = wait_for(lambda: (c := committed(pipeline)) and sum(c.values()) == half and c,
-                          timeout=15, what="the first half committed")
+    broker = start_service(s3_broker(s3, bucket, tmp_path / "broker1"))
+    pipeline = Pipeline(broker, redis_server, tmp_path)
+    messages, truth = generate(time.time(), seed=67, events=6000)
+    half = len(messages) // 2
+    worker = start_worker(pipeline).wait_ready()
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    pipeline.send(messages[:half])
+    wait_for(lambda: health(worker, "leadline_events_received_total") == half,
+             timeout=30, what="first half read")
+    wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=10,
+             what="leadline_broker_up 1 before the crash")
+    assert object_count(s3, bucket) > 0, "tansu wrote nothing to S3"
+    # A committed offset is the next one to read: over the partitions they add up to
+    # the messages read once the worker's periodic commit has run.
+    before = wait_for(lambda: (c := committed(pipeline)) and sum(c.values()) == half and c,
+                      timeout=15, what="the first half committed")
 
-        # A crash: SIGKILL, nothing flushed on the way out. Down ~8 s, then the same
-        # port and the same bucket.
-        broker.stop(signal.SIGKILL)
-        killed = time.monotonic()
-        wait_for(lambda: health(worker, "leadline_broker_up") == 0, timeout=DOWN_SECONDS,
-                 interval=0.2, what="leadline_broker_up 0 while the broker is down")
-        seen_down = time.monotonic() - killed
-        time.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - killed)))
-        assert health(worker, "leadline_broker_up") == 0, "up while nothing listens?"
-        assert worker.proc.poll() is None, f"worker exited while the broker was down:\n" \
-                                           f"{worker.log_tail()}"
-        restarted = s3_broker(s3, bucket, tmp_path / "broker2", port=broker.port).start()
-        back = time.monotonic()
-        down = back - killed
-        wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=30, interval=0.2,
-                 what="leadline_broker_up 1 after the restart")
-        up_after = time.monotonic() - back
-        # What the broker had acknowledged before the crash is still there.
-        assert committed(pipeline) == before, "committed offsets lost in the restart"
+    # A crash: SIGKILL, nothing flushed on the way out. Down ~8 s, then the same
+    # port and the same bucket.
+    broker.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: health(worker, "leadline_broker_up") == 0, timeout=DOWN_SECONDS,
+             interval=0.2, what="leadline_broker_up 0 while the broker is down")
+    seen_down = time.monotonic() - killed
+    time.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - killed)))
+    assert health(worker, "leadline_broker_up") == 0, "up while nothing listens?"
+    assert worker.proc.poll() is None, f"worker exited while the broker was down:\n" \
+                                       f"{worker.log_tail()}"
+    start_service(s3_broker(s3, bucket, tmp_path / "broker2", port=broker.port))
+    back = time.monotonic()
+    down = back - killed
+    wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=30, interval=0.2,
+             what="leadline_broker_up 1 after the restart")
+    up_after = time.monotonic() - back
+    # What the broker had acknowledged before the crash is still there.
+    assert committed(pipeline) == before, "committed offsets lost in the restart"
 
-        pipeline.send(messages[half:])
-        wait_for(lambda: not mismatches(worker.scrape(), truth, time.time()), timeout=60,
-                 what="metrics to equal the oracle after the broker restart")
-        time.sleep(2)  # nothing may trickle in twice afterwards
-        assert mismatches(worker.scrape(), truth, time.time()) == []
-        assert worker.proc.poll() is None and worker.proc.pid == pid, "same process throughout"
-        received = health(worker, "leadline_events_received_total")
-        log = worker.log_path.read_text(errors="replace")
-        assert log.count("Kafka broker not answering") == 1, log[-4000:]
-        assert log.count("Kafka broker answering again") == 1, log[-4000:]
-        print(f"broker down {down:.1f}s (broker_up 0 seen after {seen_down:.1f}s); "
-              f"broker_up 1 {up_after:.1f}s after the restart; {len(messages)} messages "
-              f"({half} before, {len(messages) - half} after, {received:.0f} read); oracle-exact; "
-              f"{object_count(s3, bucket)} objects in S3; pid {pid} throughout")
-    finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()
-        if restarted is not None:
-            restarted.stop()
+    pipeline.send(messages[half:])
+    wait_for(lambda: not mismatches(worker.scrape(), truth, time.time()), timeout=60,
+             what="metrics to equal the oracle after the broker restart")
+    time.sleep(2)  # nothing may trickle in twice afterwards
+    assert mismatches(worker.scrape(), truth, time.time()) == []
+    assert worker.proc.poll() is None and worker.proc.pid == pid, "same process throughout"
+    received = health(worker, "leadline_events_received_total")
+    log = worker.log_path.read_text(errors="replace")
+    assert log.count("Kafka broker not answering") == 1, log[-4000:]
+    assert log.count("Kafka broker answering again") == 1, log[-4000:]
+    print(f"broker down {down:.1f}s (broker_up 0 seen after {seen_down:.1f}s); "
+          f"broker_up 1 {up_after:.1f}s after the restart; {len(messages)} messages "
+          f"({half} before, {len(messages) - half} after, {received:.0f} read); oracle-exact; "
+          f"{object_count(s3, bucket)} objects in S3; pid {pid} throughout")

@@ -1,4 +1,5 @@
-"""Workers killed while traffic flows: SIGKILL at random points, three times; SIGTERM.
+"""Workers killed while traffic flows: SIGKILL at random points, three times; SIGKILL
+mid-stream and a restart; SIGTERM.
 
 The kill points come from a seeded generator and land anywhere: during start-up,
 recovery, or mid-batch. Whatever survives must end oracle-exact.
@@ -11,15 +12,17 @@ import random
 import signal
 import subprocess
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from leadline.embedded.services import Service
 from reliability.harness import PacedSender, fetch, sample
+from tests.faults import folded, processed
 from tests.support.compare import mismatches
 from tests.support.oracle import generate
-from tests.support.worker import Pipeline, WorkerProcess, wait_for
+from tests.support.worker import Pipeline, StartWorker, WorkerProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +30,7 @@ pytestmark = pytest.mark.slow
 def counts(worker: WorkerProcess) -> tuple[float, float]:
     """(messages read from the source topic, events folded in) by this worker."""
     s = worker.scrape()
-    folded = sum(v for (n, _), v in s.items() if n == "leadline_events_processed_total")
-    return sample(s, "leadline_events_received_total"), folded
+    return sample(s, "leadline_events_received_total"), folded(s)
 
 
 def owns_everything(worker: WorkerProcess) -> bool:
@@ -42,7 +44,8 @@ def owns_everything(worker: WorkerProcess) -> bool:
 
 
 def test_three_sigkills_at_random_points_while_traffic_flows(
-    broker: Service, redis_server: Service, tmp_path: Path
+    broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker,
+    at_teardown: ExitStack,
 ) -> None:
     rng = random.Random(2024)
     # Small batches and slow commits: each kill leaves much already-counted work
@@ -51,40 +54,58 @@ def test_three_sigkills_at_random_points_while_traffic_flows(
         "LEADLINE_BATCH_MAX": "500", "LEADLINE_COMMIT_INTERVAL": "3",
         "LEADLINE_SESSION_TIMEOUT": "3"})
     messages, truth = generate(time.time(), seed=53, events=20000)
-    worker = pipeline.worker("w0").start().wait_ready()
+    worker = start_worker(pipeline, "w0").wait_ready()
     sender = PacedSender.of(pipeline.bootstrap, pipeline.topic, messages, rate=800)
     sender.start()
+    at_teardown.callback(sender.finish)
     kills = []
-    try:
-        for k in range(1, 4):
-            wait_for(lambda w=worker: owns_everything(w), timeout=60, interval=0.2,
-                     what=f"{worker.name} to hold every partition")
-            time.sleep(rng.uniform(0.3, 3.0))  # somewhere in the middle of processing
-            kills.append(f"{worker.name} at {sender.sent / len(messages):.0%} sent")
-            worker.kill()
-            worker = pipeline.worker(f"w{k}").start()
-        assert sender.is_alive(), "all three kills must land while traffic flows"
-        sender.join(90)
-        assert sender.error is None and sender.sent == len(messages)
-        worker.wait_ready()
-        wait_for(lambda: not mismatches(worker.scrape(), truth, time.time()), timeout=90,
-                 what="metrics to equal the oracle after three kills")
-        time.sleep(2)  # nothing may trickle in twice afterwards
-        assert mismatches(worker.scrape(), truth, time.time()) == []
-        print("killed:", ", ".join(kills))
-    finally:
-        sender.finish()
-        worker.stop()
+    for k in range(1, 4):
+        wait_for(lambda w=worker: owns_everything(w), timeout=60, interval=0.2,
+                 what=f"{worker.name} to hold every partition")
+        time.sleep(rng.uniform(0.3, 3.0))  # somewhere in the middle of processing
+        kills.append(f"{worker.name} at {sender.sent / len(messages):.0%} sent")
+        worker.kill()
+        worker = start_worker(pipeline, f"w{k}")
+    assert sender.is_alive(), "all three kills must land while traffic flows"
+    sender.join(90)
+    assert sender.error is None and sender.sent == len(messages)
+    worker.wait_ready()
+    wait_for(lambda: not mismatches(worker.scrape(), truth, time.time()), timeout=90,
+             what="metrics to equal the oracle after three kills")
+    time.sleep(2)  # nothing may trickle in twice afterwards
+    assert mismatches(worker.scrape(), truth, time.time()) == []
+    print("killed:", ", ".join(kills))
+
+
+def test_sigkill_mid_stream_then_restart_is_still_exact(
+    broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker
+) -> None:
+    # Small batches and slow commits: the kill lands between many changelog writes and
+    # the next offset commit, so the restart must replay already-counted events.
+    pipeline = Pipeline(broker, redis_server, tmp_path,
+                        extra_env={"LEADLINE_BATCH_MAX": "300", "LEADLINE_COMMIT_INTERVAL": "5"})
+    messages, truth = generate(time.time(), seed=23, events=12000)
+    first = start_worker(pipeline, "w1").wait_ready()
+    pipeline.send(messages)
+    wait_for(lambda: processed(first) >= len(truth.events) * 0.4, timeout=60,
+             interval=0.05, what="40% processed")
+    first.kill()
+    second = start_worker(pipeline, "w2").wait_ready()
+    wait_for(lambda: not mismatches(second.scrape(), truth, time.time()), timeout=90,
+             what="metrics to equal the oracle after the restart")
+    time.sleep(2)  # nothing may trickle in twice afterwards
+    assert mismatches(second.scrape(), truth, time.time()) == []
+    assert "recovered partitions" in second.log_tail(400)
 
 
 def test_sigterm_stops_within_10s_and_the_restart_replays_little(
-    broker: Service, redis_server: Service, tmp_path: Path
+    broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker
 ) -> None:
     # Commits every 60 s: only the graceful stop itself can have committed the offsets.
     pipeline = Pipeline(broker, redis_server, tmp_path,
                         extra_env={"LEADLINE_COMMIT_INTERVAL": "60"})
     messages, truth = generate(time.time(), seed=61, events=5000)
-    first = pipeline.worker("w1").start().wait_ready()
+    first = start_worker(pipeline, "w1").wait_ready()
     pipeline.send(messages)
     wait_for(lambda: counts(first) == (len(messages), len(truth.events)), timeout=60,
              what="every message processed")
@@ -97,14 +118,11 @@ def test_sigterm_stops_within_10s_and_the_restart_replays_little(
         first.kill()
         raise AssertionError("worker did not stop within 10 s of SIGTERM") from None
     stopped_in = time.monotonic() - asked
-    second = pipeline.worker("w2").start().wait_ready()
-    try:
-        wait_for(lambda: not mismatches(second.scrape(), truth, time.time()), timeout=60,
-                 what="metrics to equal the oracle after the restart")
-        received, folded = counts(second)
-        print(f"SIGTERM: exit {code} after {stopped_in:.1f}s; restart re-read {received:.0f} "
-              f"messages and re-folded {folded:.0f} events of {len(messages)}")
-        assert code == 0
-        assert received <= 0.01 * len(messages) and folded <= 0.01 * len(truth.events)
-    finally:
-        second.stop()
+    second = start_worker(pipeline, "w2").wait_ready()
+    wait_for(lambda: not mismatches(second.scrape(), truth, time.time()), timeout=60,
+             what="metrics to equal the oracle after the restart")
+    received, refolded = counts(second)
+    print(f"SIGTERM: exit {code} after {stopped_in:.1f}s; restart re-read {received:.0f} "
+          f"messages and re-folded {refolded:.0f} events of {len(messages)}")
+    assert code == 0
+    assert received <= 0.01 * len(messages) and refolded <= 0.01 * len(truth.events)

@@ -13,7 +13,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,33 +20,22 @@ from redis.asyncio import Redis
 
 from leadline.aggregators.indicators import Indicators
 from leadline.config.definitions import load_definitions
-from leadline.embedded import services
 from leadline.embedded.processes import parse_metrics
 from leadline.embedded.services import Service
 from leadline.serving.exposition import MetricsEndpoint
 from leadline.serving.health import Health
 from leadline.serving.view import ServingView
-from reliability.harness import sample
+from tests.faults import health, processed
 from tests.support.compare import mismatches
 from tests.support.oracle import generate
-from tests.support.worker import Pipeline, WorkerProcess, wait_for
+from tests.support.worker import Pipeline, StartServer, StartWorker, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def processed(worker: WorkerProcess) -> float:
-    return sum(v for (n, _), v in worker.scrape().items() if n == "leadline_events_processed_total")
-
-
-def health(worker: WorkerProcess, metric: str) -> float:
-    return sample(worker.scrape(), metric)
-
-
 @pytest.fixture
-def own_redis(tmp_path) -> Iterator[services.Service]:  # type: ignore[no-untyped-def]
-    (tmp_path / "redis").mkdir()
-    with services.redis(workdir=tmp_path / "redis") as svc:
-        yield svc
+def own_redis(start_redis: StartServer) -> Service:
+    return start_redis()
 
 
 def redis_scrape(pipeline: Pipeline) -> dict:  # type: ignore[type-arg]
@@ -66,84 +54,74 @@ def redis_scrape(pipeline: Pipeline) -> dict:  # type: ignore[type-arg]
 
 
 def test_redis_killed_then_restarted_empty(
-    broker: Service, own_redis: Service, tmp_path: Path
+    broker: Service, own_redis: Service, tmp_path: Path, start_redis: StartServer,
+    start_worker: StartWorker,
 ) -> None:
     pipeline = Pipeline(broker, own_redis, tmp_path)
     messages, truth = generate(time.time(), seed=43, events=8000)
     half = len(messages) // 2
-    worker = pipeline.worker().start().wait_ready()
+    worker = start_worker(pipeline).wait_ready()
     assert worker.proc is not None
     pid = worker.proc.pid
-    restarted: services.Service | None = None
-    try:
-        pipeline.send(messages[:half])
-        wait_for(lambda: health(worker, "leadline_events_received_total") == half, timeout=30,
-                 what="first half read")
-        assert health(worker, "leadline_redis_up") == 1
-        own_redis.stop(signal.SIGKILL)
-        # Down: /metrics still answers and says so; consuming goes on.
-        wait_for(lambda: health(worker, "leadline_redis_up") == 0, timeout=10, interval=0.2,
-                 what="leadline_redis_up 0")
-        before = processed(worker)
-        pipeline.send(messages[half:])
-        wait_for(lambda: processed(worker) > before, timeout=30, what="processing without Redis")
-        wait_for(lambda: health(worker, "leadline_events_received_total") == len(messages),
-                 timeout=30, what="second half read while Redis is down")
-        assert health(worker, "leadline_redis_up") == 0
-        # Back, empty, on the same port: the view is whole again within 10 s.
-        (tmp_path / "redis2").mkdir()
-        restarted = services.redis(port=own_redis.port, workdir=tmp_path / "redis2").start()
-        back = time.monotonic()
-        # (the worker's own /metrics reads the partitions it owns from memory: what
-        # another worker would show is what Redis holds)
-        wait_for(lambda: not mismatches(redis_scrape(pipeline), truth, time.time()),
-                 timeout=10, interval=0.2, what="the serving view in Redis whole again")
-        healed = time.monotonic() - back
-        print(f"serving view whole {healed:.1f}s after Redis came back empty")
-        assert health(worker, "leadline_redis_up") == 1
-        assert not mismatches(worker.scrape(), truth, time.time())
-        assert worker.proc.poll() is None and worker.proc.pid == pid, "no restart, no crash loop"
-        assert health(worker, "leadline_view_rebuilds_total") >= 1
-    finally:
-        worker.stop()
-        if restarted is not None:
-            restarted.stop()
+    pipeline.send(messages[:half])
+    wait_for(lambda: health(worker, "leadline_events_received_total") == half, timeout=30,
+             what="first half read")
+    assert health(worker, "leadline_redis_up") == 1
+    own_redis.stop(signal.SIGKILL)
+    # Down: /metrics still answers and says so; consuming goes on.
+    wait_for(lambda: health(worker, "leadline_redis_up") == 0, timeout=10, interval=0.2,
+             what="leadline_redis_up 0")
+    before = processed(worker)
+    pipeline.send(messages[half:])
+    wait_for(lambda: processed(worker) > before, timeout=30, what="processing without Redis")
+    wait_for(lambda: health(worker, "leadline_events_received_total") == len(messages),
+             timeout=30, what="second half read while Redis is down")
+    assert health(worker, "leadline_redis_up") == 0
+    # Back, empty, on the same port: the view is whole again within 10 s.
+    start_redis(port=own_redis.port)
+    back = time.monotonic()
+    # (the worker's own /metrics reads the partitions it owns from memory: what
+    # another worker would show is what Redis holds)
+    wait_for(lambda: not mismatches(redis_scrape(pipeline), truth, time.time()),
+             timeout=10, interval=0.2, what="the serving view in Redis whole again")
+    healed = time.monotonic() - back
+    print(f"serving view whole {healed:.1f}s after Redis came back empty")
+    assert health(worker, "leadline_redis_up") == 1
+    assert not mismatches(worker.scrape(), truth, time.time())
+    assert worker.proc.poll() is None and worker.proc.pid == pid, "no restart, no crash loop"
+    assert health(worker, "leadline_view_rebuilds_total") >= 1
 
 
 def test_a_stalled_broker_is_ridden_out_and_nothing_is_lost(
-    redis_server: Service, tmp_path: Path
+    redis_server: Service, tmp_path: Path, start_broker: StartServer, start_worker: StartWorker
 ) -> None:
-    (tmp_path / "broker").mkdir()
-    with services.broker(workdir=tmp_path / "broker") as broker:
-        assert broker.proc is not None
-        pipeline = Pipeline(broker, redis_server, tmp_path)
-        messages, truth = generate(time.time(), seed=47, events=6000)
-        half = len(messages) // 2
-        worker = pipeline.worker().start().wait_ready()
-        assert worker.proc is not None
-        pid = worker.proc.pid
-        try:
-            pipeline.send(messages[:half])
-            wait_for(lambda: health(worker, "leadline_events_received_total") == half,
-                     timeout=30, what="first half read")
-            wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=10,
-                     what="leadline_broker_up 1")
-            os.kill(broker.proc.pid, signal.SIGSTOP)
-            stalled = time.monotonic()
-            try:
-                wait_for(lambda: health(worker, "leadline_broker_up") == 0, timeout=9,
-                         interval=0.2, what="leadline_broker_up 0 while the broker is stalled")
-                time.sleep(max(0.0, 10 - (time.monotonic() - stalled)))
-            finally:
-                os.kill(broker.proc.pid, signal.SIGCONT)
-            wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=30,
-                     interval=0.2, what="leadline_broker_up 1 after SIGCONT")
-            pipeline.send(messages[half:])
-            wait_for(lambda: not mismatches(worker.scrape(), truth, time.time()), timeout=60,
-                     what="metrics to equal the oracle after the stall")
-            assert worker.proc.poll() is None and worker.proc.pid == pid
-            log = worker.log_tail(2000)
-            assert "Kafka broker not answering" in log
-            assert "Kafka broker answering again" in log
-        finally:
-            worker.stop()
+    broker = start_broker()
+    assert broker.proc is not None
+    pipeline = Pipeline(broker, redis_server, tmp_path)
+    messages, truth = generate(time.time(), seed=47, events=6000)
+    half = len(messages) // 2
+    worker = start_worker(pipeline).wait_ready()
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    pipeline.send(messages[:half])
+    wait_for(lambda: health(worker, "leadline_events_received_total") == half,
+             timeout=30, what="first half read")
+    wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=10,
+             what="leadline_broker_up 1")
+    os.kill(broker.proc.pid, signal.SIGSTOP)
+    stalled = time.monotonic()
+    try:
+        wait_for(lambda: health(worker, "leadline_broker_up") == 0, timeout=9,
+                 interval=0.2, what="leadline_broker_up 0 while the broker is stalled")
+        time.sleep(max(0.0, 10 - (time.monotonic() - stalled)))
+    finally:
+        os.kill(broker.proc.pid, signal.SIGCONT)
+    wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=30,
+             interval=0.2, what="leadline_broker_up 1 after SIGCONT")
+    pipeline.send(messages[half:])
+    wait_for(lambda: not mismatches(worker.scrape(), truth, time.time()), timeout=60,
+             what="metrics to equal the oracle after the stall")
+    assert worker.proc.poll() is None and worker.proc.pid == pid
+    log = worker.log_tail(2000)
+    assert "Kafka broker not answering" in log
+    assert "Kafka broker answering again" in log

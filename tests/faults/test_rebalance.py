@@ -7,6 +7,9 @@ while the test runs; traffic only adds). "The truth known at that moment" is the
 largest value any scrape had returned before this scrape started: the true value is
 at least that, so a scrape more than 1 % below it is a dip a dashboard would show.
 At the end every worker equals the batch oracle.
+
+Also: a second worker joining a busy one, and two workers started together sharing the
+work, each answering as the oracle does.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import urllib.error
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +25,10 @@ import pytest
 
 from leadline.embedded.services import Service
 from reliability.harness import PacedSender, Samples, fetch, timed_scrape
+from tests.faults import processed
 from tests.support.compare import mismatches
 from tests.support.oracle import generate
-from tests.support.worker import Pipeline, WorkerProcess, wait_for
+from tests.support.worker import Pipeline, StartWorker, WorkerProcess, value, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -107,63 +112,75 @@ def exact(truth, *workers: WorkerProcess) -> bool:  # type: ignore[no-untyped-de
 
 
 def test_scale_out_a_second_worker_joins_a_busy_one(
-    broker: Service, redis_server: Service, tmp_path: Path
+    broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker
 ) -> None:
     pipeline = Pipeline(broker, redis_server, tmp_path)
     now = time.time()
     messages, truth = generate(now, seed=73, events=6000)
     more, truth_more = generate(now, seed=74, events=3000)
-    first = pipeline.worker("w1").start().wait_ready()
-    second = pipeline.worker("w2")
-    try:
-        pipeline.send(messages)
-        wait_for(lambda: exact(truth, first), timeout=60, what="w1 exact")
-        second.start()
-        wait_for(lambda: ready(second, first), timeout=60, what="w2 ready")
-        pipeline.send(more)
-        truth.events += truth_more.events
-        wait_for(lambda: exact(truth, first, second), timeout=60,
-                 what="both workers exact after scaling out")
-    finally:
-        first.stop()
-        second.stop()
+    first = start_worker(pipeline, "w1").wait_ready()
+    pipeline.send(messages)
+    wait_for(lambda: exact(truth, first), timeout=60, what="w1 exact")
+    second = start_worker(pipeline, "w2")
+    wait_for(lambda: ready(second, first), timeout=60, what="w2 ready")
+    pipeline.send(more)
+    truth.events += truth_more.events
+    wait_for(lambda: exact(truth, first, second), timeout=60,
+             what="both workers exact after scaling out")
+
+
+def test_two_workers_give_the_same_answers_as_the_oracle_from_either(
+    broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker
+) -> None:
+    pipeline = Pipeline(broker, redis_server, tmp_path)
+    messages, truth = generate(time.time(), seed=31, events=10000)
+    a = start_worker(pipeline, "a")
+    b = start_worker(pipeline, "b")
+    a.wait_ready()
+    b.wait_ready()
+    pipeline.send(messages)
+    for w in (a, b):
+        wait_for(lambda w=w: not mismatches(w.scrape(), truth, time.time()), timeout=90,
+                 what=f"worker {w.name} to equal the oracle")
+    share_a, share_b = processed(a), processed(b)
+    assert share_a > 0 and share_b > 0, "both workers must have done part of the work"
+    assert share_a + share_b >= len(truth.events)
+    assert value(a.scrape(), "leadline_events_duplicate_total") + value(
+        b.scrape(), "leadline_events_duplicate_total") >= truth.duplicates
 
 
 def test_two_one_two_workers_under_load_never_dip_and_end_exact(
-    broker: Service, redis_server: Service, tmp_path: Path
+    broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker,
+    at_teardown: ExitStack,
 ) -> None:
     pipeline = Pipeline(broker, redis_server, tmp_path)
     messages, truth = generate(time.time(), seed=71, events=16000)
-    a = pipeline.worker("a").start()
-    b = pipeline.worker("b").start()
-    c = pipeline.worker("c")
+    a = start_worker(pipeline, "a")
+    b = start_worker(pipeline, "b")
     live = [a, b]
     poller = Poller(live)
+    at_teardown.callback(poller.halt.set)
     sender = PacedSender.of(pipeline.bootstrap, pipeline.topic, messages, rate=1000)
-    try:
-        a.wait_ready()
-        b.wait_ready()
-        poller.start()
-        sender.start()
-        time.sleep(5)
-        assert b.stop() == 0  # 2 -> 1, gracefully
-        for _ in range(12):
-            alive(a)
-            time.sleep(0.5)
-        live.append(c.start())  # 1 -> 2
-        sender.join(60)
-        assert sender.error is None and sender.sent == len(messages)
-        wait_for(lambda: exact(truth, a, c), timeout=30, what="both workers equal the oracle")
-        poller.halt.set()
-        poller.join(10)
-        assert a.proc is not None and a.proc.poll() is None, "worker a must not crash"
-        assert c.proc is not None and c.proc.poll() is None, "worker c must not crash"
-        per_worker = {w: sum(1 for s in poller.scrapes if s.worker == w) for w in "abc"}
-        print(f"{len(poller.scrapes)} scrapes {per_worker}")
-        assert all(per_worker.values()), per_worker
-        assert dips(poller.scrapes) == []
-    finally:
-        poller.halt.set()
-        sender.finish()
-        for w in (a, b, c):
-            w.stop()
+    a.wait_ready()
+    b.wait_ready()
+    poller.start()
+    sender.start()
+    at_teardown.callback(sender.finish)
+    time.sleep(5)
+    assert b.stop() == 0  # 2 -> 1, gracefully
+    for _ in range(12):
+        alive(a)
+        time.sleep(0.5)
+    c = start_worker(pipeline, "c")  # 1 -> 2
+    live.append(c)
+    sender.join(60)
+    assert sender.error is None and sender.sent == len(messages)
+    wait_for(lambda: exact(truth, a, c), timeout=30, what="both workers equal the oracle")
+    poller.halt.set()
+    poller.join(10)
+    assert a.proc is not None and a.proc.poll() is None, "worker a must not crash"
+    assert c.proc is not None and c.proc.poll() is None, "worker c must not crash"
+    per_worker = {w: sum(1 for s in poller.scrapes if s.worker == w) for w in "abc"}
+    print(f"{len(poller.scrapes)} scrapes {per_worker}")
+    assert all(per_worker.values()), per_worker
+    assert dips(poller.scrapes) == []

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -91,6 +91,13 @@ class WorkerProcess(ServingProcess):
         self.env = self.pipeline.env(self.port, self.name)
         return super().start()
 
+    def __enter__(self) -> Self:
+        """``with pipeline.worker() as worker``: started, and stopped on the way out."""
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def log_tail(self, lines: int = 40) -> str:
         return super().log_tail(lines)
 
@@ -103,6 +110,16 @@ class WorkerProcess(ServingProcess):
 
     def scrape(self, timeout: float = 10.0) -> Samples:
         return super().scrape(timeout)
+
+
+# What the factory fixtures of tests/conftest.py hand a test.
+StartWorker = Callable[..., WorkerProcess]
+"""``start_worker(pipeline, name="w1")``: a started worker, stopped when the test ends."""
+StartService = Callable[[Service], Service]
+"""``start_service(service)``: started, stopped when the test ends."""
+StartServer = Callable[..., Service]
+"""``start_broker(port=None)``, ``start_redis(port=None)``: the test's own, stopped
+when it ends."""
 
 
 def value(samples: Samples, name: str, /, **labels: str) -> float:
