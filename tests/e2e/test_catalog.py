@@ -17,7 +17,7 @@ import pytest
 
 from leadline.config.definitions import BUNDLED
 from tests.support import oracle_catalog as oc
-from tests.support.worker import Pipeline, value, wait_for
+from tests.support.worker import Pipeline, StartWorker, value, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -46,11 +46,11 @@ def _processed(samples: dict) -> float:  # type: ignore[type-arg]
 @pytest.fixture(scope="module")
 def run(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-def]
     pipeline = _pipeline(broker, redis_server, tmp_path_factory.mktemp("catalog"))
-    worker = pipeline.worker().start().wait_ready()
-    messages, truth = oc.generate(time.time(), seed=1)
-    pipeline.send(messages)
-    yield pipeline, worker, messages, truth
-    worker.stop()
+    with pipeline.worker() as worker:
+        worker.wait_ready()
+        messages, truth = oc.generate(time.time(), seed=1)
+        pipeline.send(messages)
+        yield pipeline, worker, messages, truth
 
 
 def test_every_catalog_metric_equals_the_oracle(run) -> None:  # type: ignore[no-untyped-def]
@@ -78,23 +78,21 @@ def test_histogram_is_exposed_as_a_histogram(run) -> None:  # type: ignore[no-un
     assert 'product_time_to_activate_seconds_bucket{le="+Inf"}' in text
 
 
-def test_sigkill_mid_stream_then_restart_is_still_exact(broker, redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_mid_stream_then_restart_is_still_exact(  # type: ignore[no-untyped-def]
+        broker, redis_server, tmp_path, start_worker: StartWorker) -> None:
     # Small batches and slow commits: the kill lands between changelog writes of cells
     # and user states and the next offset commit, so the restart replays events whose
     # per-user effects are partly in the table already.
     pipeline = _pipeline(broker, redis_server, tmp_path,
                          LEADLINE_BATCH_MAX="200", LEADLINE_COMMIT_INTERVAL="5")
     messages, truth = oc.generate(time.time(), seed=2)
-    first = pipeline.worker("w1").start().wait_ready()
+    first = start_worker(pipeline, "w1").wait_ready()
     pipeline.send(messages)
     wait_for(lambda: _processed(first.scrape()) >= len(truth.records) * 0.4, timeout=60,
              interval=0.05, what="40% processed")
     first.kill()
-    second = pipeline.worker("w2").start().wait_ready()
-    try:
-        assert settle(second, truth, timeout=60) == []
-        time.sleep(2)  # nothing may trickle in twice afterwards
-        assert oc.mismatches(second.scrape(), truth, time.time()) == []
-        assert "recovered partitions" in second.log_tail(400)
-    finally:
-        second.stop()
+    second = start_worker(pipeline, "w2").wait_ready()
+    assert settle(second, truth, timeout=60) == []
+    time.sleep(2)  # nothing may trickle in twice afterwards
+    assert oc.mismatches(second.scrape(), truth, time.time()) == []
+    assert "recovered partitions" in second.log_tail(400)

@@ -15,7 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from leadline.aggregators.cells import Cell
-from tests.support.worker import Pipeline, value, wait_for
+from tests.support.worker import Pipeline, StartWorker, value, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -68,19 +68,16 @@ async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | Non
 
 
 def test_a_cell_every_batch_touches_is_written_about_once_per_commit_interval(
-        broker, redis_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        broker, redis_server, tmp_path, start_worker: StartWorker) -> None:  # type: ignore[no-untyped-def]
     pipeline = Pipeline(broker, redis_server, tmp_path)
-    worker = pipeline.worker().start().wait_ready()
-    try:
-        took = asyncio.run(_send_in_small_batches(pipeline.bootstrap, pipeline.topic,
-                                                  time.time()))
-        wait_for(lambda: value(worker.scrape(), "leadline_events_processed_total",
-                               name="feature_used") == SENDS * 20,
-                 timeout=60, what="every event folded")
-        time.sleep(3)  # the next checkpoint (commit interval 1 s)
-        records = asyncio.run(_read_all(pipeline.bootstrap, f"{pipeline.app_id}-state-changelog"))
-    finally:
-        worker.stop()
+    worker = start_worker(pipeline).wait_ready()
+    took = asyncio.run(_send_in_small_batches(pipeline.bootstrap, pipeline.topic,
+                                              time.time()))
+    wait_for(lambda: value(worker.scrape(), "leadline_events_processed_total",
+                           name="feature_used") == SENDS * 20,
+             timeout=60, what="every event folded")
+    time.sleep(3)  # the next checkpoint (commit interval 1 s)
+    records = asyncio.run(_read_all(pipeline.bootstrap, f"{pipeline.app_id}-state-changelog"))
     cells = [(key, data) for key, data in records if b"|c|events/" in key]
     writes = Counter(key for key, _ in cells)
     assert writes, "no events cell in the changelog"

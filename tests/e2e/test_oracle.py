@@ -24,11 +24,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-def]
     pipeline = Pipeline(broker, redis_server, tmp_path_factory.mktemp("oracle"))
-    worker = pipeline.worker().start().wait_ready()
-    messages, truth = generate(time.time(), seed=11)
-    pipeline.send(messages)
-    yield pipeline, worker, messages, truth
-    worker.stop()
+    with pipeline.worker() as worker:
+        worker.wait_ready()
+        messages, truth = generate(time.time(), seed=11)
+        pipeline.send(messages)
+        yield pipeline, worker, messages, truth
 
 
 def test_counts_of_received_invalid_and_duplicates_are_exact(run) -> None:  # type: ignore[no-untyped-def]

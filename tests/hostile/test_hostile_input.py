@@ -89,9 +89,8 @@ class Run:
 def run(broker, redis_server, tmp_path_factory) -> Iterator[Run]:  # type: ignore[no-untyped-def]
     pipeline = Pipeline(broker, redis_server, tmp_path_factory.mktemp("hostile"),
                         extra_env={"LEADLINE_LOG_LEVEL": "info"})
-    worker = pipeline.worker().start().wait_ready()
-    yield Run(pipeline, worker)
-    worker.stop()
+    with pipeline.worker() as worker:
+        yield Run(pipeline, worker.wait_ready())
 
 
 def _events(s: Samples, name: str, window: str = "30d") -> float:
