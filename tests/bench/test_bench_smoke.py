@@ -16,7 +16,7 @@ import pytest
 from bench import report
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.services]  # bench.run starts them itself
 
 RUN_FIELDS = {"events", "done", "seconds", "events_per_s", "cpu_seconds", "handlers", "load"}
 

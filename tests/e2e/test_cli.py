@@ -14,6 +14,8 @@ from aiokafka import AIOKafkaConsumer
 from leadline.embedded.services import free_port
 from tests.support.worker import ROOT
 
+pytestmark = pytest.mark.slow  # each case runs `leadline` as a process: ~1 s
+
 
 def leadline(*args: str, env: dict[str, str], stdin: bytes | None = None,
              timeout: float = 60) -> subprocess.CompletedProcess[bytes]:

@@ -64,6 +64,7 @@ def test_bad_query_raises(prometheus: Prometheus) -> None:
         prometheus.query("sum(")
 
 
+@pytest.mark.services  # a real Prometheus, started by the test itself
 def test_stop_is_idempotent_and_cleans_up() -> None:
     prom = start_prometheus(["127.0.0.1:9"], rules=[])
     workdir = prom.workdir

@@ -56,6 +56,7 @@ def test_rule_file_is_valid(promtool: str, path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # promtool evaluates every alert test series: up to ~15 s a file
 @pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: p.name)
 def test_rule_unit_tests_pass(promtool: str, path: Path) -> None:
     result = run(promtool, "test", "rules", str(path))

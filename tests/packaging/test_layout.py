@@ -50,6 +50,7 @@ def test_every_installed_package_is_typed_checked_and_banned_bare() -> None:
         assert folder in banned, f"bare 'import {folder}' is not banned"
 
 
+@pytest.mark.slow  # pip builds the wheel and installs it: seconds
 def test_the_wheel_installs_only_the_leadline_namespace(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--no-build-isolation", "-w", str(tmp_path), str(REPO)],

@@ -127,6 +127,7 @@ print(json.dumps(memprobe.traced_by_line(top=3)))
 """
 
 
+@pytest.mark.slow  # a subprocess tracing its allocations
 def test_traced_lines_name_where_memory_is_held() -> None:
     out = subprocess.run([sys.executable, "-c", TRACE.format(root=str(ROOT))],
                          capture_output=True, text=True, check=True, cwd=ROOT)

@@ -171,6 +171,7 @@ def _pip_audit_findings(report: dict[str, Any]) -> tuple[list[Finding], list[str
     return findings, unaudited
 
 
+@pytest.mark.slow  # pip-audit asks PyPI about every installed package
 def test_pip_audit_finds_no_known_vulnerability(tmp_path: Path) -> None:
     try:
         pip_audit = metadata.version("pip-audit")
@@ -246,6 +247,7 @@ def _project(name: str) -> dict[str, Any] | int | str:
     raise AssertionError("not reached")
 
 
+@pytest.mark.slow  # one PyPI request per installed package
 def test_installed_latest_releases_have_no_known_vulnerability() -> None:
     dists = installed()
     assert "pytest" in dists and "aiokafka" in dists, dists  # this environment, not another
