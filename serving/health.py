@@ -47,6 +47,11 @@ class Health(Collector):
         #: What this worker's memory holds, by kind (``streams/maintenance.py``).
         self.state_entries: dict[str, int] = {}
         self.state_bytes: dict[str, int] = {}
+        #: Failed fetches by (topic, partition, error type), and the partitions stalled at
+        #: a record that cannot be read -> its offset (``streams/faust_adapter.py``).
+        #: Written by the consumer thread, read by scrapes.
+        self.fetch_errors: Counter[tuple[str, int, str]] = Counter()
+        self.stalled: dict[tuple[str, int], int] = {}
 
     def redis_ok(self) -> None:
         """A Redis call succeeded: ``leadline_redis_up`` is 1."""
@@ -57,6 +62,16 @@ class Health(Collector):
         self.redis_up = 0
         self.redis_errors += 1
         log.warning("serving view %s failed: %s", what, exc)
+
+    def fetch_failed(self, topic: str, partition: int, offset: int,
+                     error: BaseException) -> None:
+        """A fetch of ``topic[partition]`` could not be read at ``offset``: it is stalled."""
+        self.fetch_errors[(topic, partition, type(error).__name__)] += 1
+        self.stalled[(topic, partition)] = offset
+
+    def fetch_resumed(self, topic: str, partition: int) -> None:
+        """That partition is read again past its offset, or is no longer this worker's."""
+        self.stalled.pop((topic, partition), None)
 
     def observe_lag(self, seconds: float) -> None:
         self._lag_counts[bisect.bisect_left(LAG_BUCKETS, seconds)] += 1
@@ -122,3 +137,17 @@ class Health(Collector):
         yield size
         yield CounterMetricFamily("leadline_view_rebuilds", "Partitions republished to the "
                                   "serving view from the tables.", value=self.view_rebuilds)
+        stalled = dict(self.stalled)
+        stall = GaugeMetricFamily("leadline_partition_stalled", "1 while this worker cannot "
+                                  "read an assigned partition at its position (it retries; "
+                                  "the other partitions go on), else 0.",
+                                  labels=["topic", "partition"])
+        for topic, partition in sorted(set(self.consumer_lag) | set(stalled)):
+            stall.add_metric([topic, str(partition)], int((topic, partition) in stalled))
+        yield stall
+        errors = CounterMetricFamily("leadline_fetch_errors", "Fetches of a partition whose "
+                                     "records could not be read, by error type.",
+                                     labels=["topic", "partition", "error"])
+        for (topic, partition, error), n in sorted(dict(self.fetch_errors).items()):
+            errors.add_metric([topic, str(partition), error], n)
+        yield errors

@@ -20,6 +20,9 @@ from tests.observability.spec import EXTRA_METRICS, METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: Zero in a healthy pipeline: no partition stalled, no failed fetch.
+ZERO = frozenset({"leadline_partition_stalled", "leadline_fetch_errors_total"})
+
 #: Cumulative share of events per lag bucket: a healthy pipeline (p90 about 1 s).
 LAG_BUCKETS = {"0.5": 0.8, "1.0": 0.9, "10.0": 0.95, "60.0": 0.98, "300.0": 0.99, "+Inf": 1.0}
 
@@ -43,6 +46,7 @@ def label_values() -> dict[str, list[str]]:
         "version": ["0.0.0-test"],
         "topic": ["product-events"],
         "partition": ["0", "1", "2", "3"],
+        "error": ["UnsupportedCodecError"],
     }
 
 
@@ -64,7 +68,9 @@ def exposition(started: float, now: float) -> str:
         for i, combo in enumerate(combos):
             rendered = ",".join(f'{lab}="{val}"' for lab, val in zip(labels, combo, strict=True))
             selector = f"{name}{{{rendered}}}" if rendered else name
-            if kind == "counter":
+            if name in ZERO:
+                value = 0.0
+            elif kind == "counter":
                 value = (10 + i) * elapsed
             elif name == "leadline_watermark_timestamp_seconds":
                 value = now - 2

@@ -76,6 +76,9 @@ PLANNED: dict[str, int] = {
 #: Not in SPEC's table; agreed with the worker: messages behind the high watermark.
 EXTRA_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "leadline_consumer_lag": ("gauge", ("topic", "partition")),
+    # A partition whose records cannot be read (streams/faust_adapter.py, issue 19).
+    "leadline_partition_stalled": ("gauge", ("topic", "partition")),
+    "leadline_fetch_errors_total": ("counter", ("topic", "partition", "error")),
 }
 
 #: Series Prometheus itself adds to every scrape target.
