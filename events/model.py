@@ -21,6 +21,30 @@ class Ignored:
     user_id: str | None = None
     anonymous_id: str | None = None
 
+    @property
+    def link(self) -> tuple[str, str] | None:
+        """(anonymous identity, user id) when this call links them, else None."""
+        if self.type in ("identify", "alias") and self.user_id and self.anonymous_id:
+            return "anon:" + self.anonymous_id, self.user_id
+        return None
+
+
+def encode_link(user_id: str, confirmed_at: float) -> bytes:
+    """A link record for the by-user topic, keyed by the anonymous identity it links.
+
+    Events there are JSON arrays (:meth:`Event.encode`); a link is a JSON object."""
+    return orjson.dumps({"link": user_id, "at": confirmed_at})
+
+
+def is_link(data: bytes) -> bool:
+    return data[:1] == b"{"
+
+
+def decode_link(data: bytes) -> tuple[str, float]:
+    """(user id, when it was confirmed) of a link record."""
+    obj = orjson.loads(data)
+    return obj["link"], obj["at"]
+
 
 @dataclass(slots=True)  # not frozen: a frozen init costs 1.0 us instead of 0.2, twice per event
 class Event:

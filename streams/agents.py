@@ -16,7 +16,7 @@ from typing import Any
 
 from faust.types import TP
 
-from leadline.events.model import Event, Ignored
+from leadline.events.model import Event, Ignored, decode_link, encode_link, is_link
 from leadline.events.rejection import Rejection, dlq_envelope
 from leadline.streams.checkpoint import checkpoint
 from leadline.streams.context import WorkerContext
@@ -65,6 +65,11 @@ def register(worker: WorkerContext, table: Any) -> None:
                                   envelope)
                 elif isinstance(result, Ignored):
                     health.ignored[result.type] += 1
+                    link = result.link
+                    if link is not None:  # to where that anonymous id's events go
+                        anon = link[0].encode()
+                        await out.add(user_topic, partition_for(anon, partitions), anon,
+                                      encode_link(link[1], now))
                 else:
                     key = result.identity.encode()
                     await out.add(user_topic, partition_for(key, partitions), key,
@@ -90,6 +95,7 @@ def register(worker: WorkerContext, table: Any) -> None:
         now = time.time()
         generation = app.consumer_generation_id
         touched, refused = [], set()
+        stitched = BatchPublisher(producer())
         for tp, records in batch:
             p = tp.partition
             state = store.states.get(p)
@@ -99,20 +105,41 @@ def register(worker: WorkerContext, table: Any) -> None:
                 refused.add(tp)
                 continue
             label_name = state.labels.name
-            events = [Event.decode(record.value) for record in records]
-            offsets = [record.offset for record in records]
+            links = store.links[p]
+            events, offsets = [], []
+            for record in records:
+                if is_link(record.value):
+                    linked, confirmed_at = decode_link(record.value)
+                    links.add(record.key.decode(), record.offset, linked, confirmed_at)
+                else:
+                    events.append(Event.decode(record.value))
+                    offsets.append(record.offset)
             seen = store.dedupers[p].check_batch([e.event_id for e in events], offsets, now)
             for event, offset, duplicate in zip(events, offsets, seen, strict=True):
                 if duplicate:
                     health.duplicates += 1
                     continue
+                user = links.user_at(event.identity, offset) if len(links) else None
+                if user is not None:
+                    # Stitched: counted as the user, in the user's partition. Forwarded
+                    # there unless it is this one (where the copy would meet its own id);
+                    # a replay forwards it again and that partition drops the copy as a
+                    # duplicate.
+                    event.identity = user
+                    key = user.encode()
+                    home = partition_for(key, settings.partitions)
+                    if home != p:
+                        await stitched.add(settings.by_user_topic, home, key, event.encode())
+                        continue
                 state.fold(offset, event, now)
                 health.processed[label_name(event.name)] += 1
                 health.observe_lag(max(0.0, now - event.ts))
                 if event.ts > health.watermark:
                     health.watermark = event.ts
             touched.append(p)
-            worker.unacked.append((generation, tp, offsets))
+            worker.unacked.append((generation, tp, [r.offset for r in records]))
+        # Confirmed before this batch returns, so before a checkpoint acks its offsets.
+        await stitched.flush()
         changed = {p: store.take_changed(p) for p in touched}
         await asyncio.gather(
             *(publish(p, cells) for p, cells in changed.items() if p not in worker.republish))

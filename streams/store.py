@@ -5,13 +5,14 @@ The table is written less often, at each :meth:`PartitionStore.checkpoint` (ever
 consumer commit, see ``streams/checkpoint.py``): every cell changed since the last one,
 once, in its latest form (one changelog record to the changelog partition of the
 by-user partition it belongs to), then the first-seen event ids since then as one
-record, then every changed user's state (``aggregators/users.py``). A worker that keeps
-up folds ~10 small batches a second; writing each batch's cells, dense 16 KiB sketches
-among them, made ~3 KB of changelog per event. After a rebalance or a crash the table
-is recovered from its changelog by Faust, and the in-memory states are rebuilt from it;
-stamps make the replay of not-yet-committed events exact.
+record, then every changed user's state (``aggregators/users.py``), then every changed
+identity link (``aggregators/identities.py``). Writing once per checkpoint instead of
+once per batch keeps the changelog to what changed per commit interval. After a
+rebalance or a crash the table is recovered from its changelog by Faust, and the
+in-memory states are rebuilt from it; stamps make the replay of not-yet-committed
+events exact.
 Table keys: ``{p}|c|{kind}/{res}/{start}`` for cells, ``{p}|d|{hour}|{offset}`` for ids,
-``{p}|u|{identity}`` for user states.
+``{p}|u|{identity}`` for user states, ``{p}|l|{anonymous identity}`` for links.
 
 Why the write order matters: a partition's changelog records become durable as a
 prefix of the order they were sent in. A user record is sent after the cells of its
@@ -28,6 +29,7 @@ from collections import defaultdict
 from typing import Any
 
 from leadline.aggregators.dedupe import HOUR, RETENTION, Deduper
+from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
@@ -43,6 +45,10 @@ def user_table_key(p: int, identity: str) -> bytes:
     return f"{p}|u|{identity}".encode()
 
 
+def link_table_key(p: int, anon: str) -> bytes:
+    return f"{p}|l|{anon}".encode()
+
+
 #: How often per-user state is swept for times no window can show any more (s).
 USER_PRUNE_INTERVAL = 3600.0
 
@@ -55,6 +61,8 @@ class PartitionStore:
         self.table = table
         self.states: dict[int, PartitionState] = {}
         self.dedupers: dict[int, Deduper] = {}
+        #: Identity links of each partition (forward stitching of anonymous ids).
+        self.links: dict[int, Links] = {}
         self._pruned_at: dict[int, float] = {}
         #: Changelog records written since the last :meth:`take_outbox`, in write order.
         self.outbox: list[tuple[int, bytes, bytes | None]] = []
@@ -75,6 +83,7 @@ class PartitionStore:
         for p in new:
             self.states[p] = PartitionState(self.definitions)
             self.dedupers[p] = Deduper()
+            self.links[p] = Links()
         loaded: dict[int, int] = defaultdict(int)
         for raw_key, value in list(self.table.data.items()):
             text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
@@ -86,6 +95,8 @@ class PartitionStore:
                 self.states[p].load(parse_key(rest), value)
             elif kind == "u":
                 self.states[p].load_user(rest, value)
+            elif kind == "l":
+                self.links[p].load(rest, value)
             elif kind == "d":
                 hour = int(rest.split("|")[0])
                 self.dedupers[p].load_chunk(hour, value)
@@ -124,6 +135,7 @@ class PartitionStore:
         for p in partitions:
             self.states.pop(p, None)
             self.dedupers.pop(p, None)
+            self.links.pop(p, None)
             self._pruned_at.pop(p, None)
             self._chunk_keys.pop(p, None)
             self._unwritten.pop(p, None)
@@ -155,7 +167,7 @@ class PartitionStore:
 
     def checkpoint(self, now: float) -> list[tuple[int, bytes, bytes | None]]:
         """Everything changed since the last checkpoint, as changelog records in write order:
-        per partition its cells, then its new ids, then its changed users.
+        per partition its cells, then its new ids, then its changed users, then its links.
 
         The order is what makes a restored user stamp trustworthy (see the module doc).
         """
@@ -170,6 +182,8 @@ class PartitionStore:
                 self._write(p, chunk_key, chunk)
             for identity, (_, data) in state.take_dirty_users().items():
                 self._write(p, user_table_key(p, identity), data)
+            for anon, link_data in self.links[p].take_dirty().items():
+                self._write(p, link_table_key(p, anon), link_data)
         return self.take_outbox()
 
     def unsent(self, records: list[tuple[int, bytes, bytes | None]]) -> None:
@@ -198,6 +212,8 @@ class PartitionStore:
             self._pruned_at[p] = now
             for identity, data in state.prune_users(now).items():
                 self._write(p, user_table_key(p, identity), data)
+            for anon in self.links[p].expire(now):
+                self._write(p, link_table_key(p, anon), None)
         return gone
 
     def take_outbox(self) -> list[tuple[int, bytes, bytes | None]]:

@@ -32,7 +32,7 @@ CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD", "BRL", "INR", "other")
 KNOWN = (
     "signup", "activation", "session_start", "feature_used", "product_viewed", "cart_added",
     "checkout_started", "purchase", "refund", "subscription_started", "subscription_changed",
-    "subscription_cancelled", "nps_submitted", "csat_submitted",
+    "subscription_cancelled", "nps_submitted", "csat_submitted", "page_view", "screen_view",
 )
 NAMES = (*KNOWN, "other")
 PARTITIONS = 4

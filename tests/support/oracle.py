@@ -21,7 +21,8 @@ PLATFORMS = ("web", "ios", "android")
 CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD", "BRL", "INR")
 KNOWN = ("signup", "activation", "session_start", "feature_used", "product_viewed", "cart_added",
          "checkout_started", "purchase", "refund", "subscription_started",
-         "subscription_changed", "subscription_cancelled", "nps_submitted", "csat_submitted")
+         "subscription_changed", "subscription_cancelled", "nps_submitted", "csat_submitted",
+         "page_view", "screen_view")
 MARGIN = 240.0
 
 
@@ -181,7 +182,7 @@ BAD = {
     "not_object": lambda now, j: [b"[1, 2]", b'"text"', b"42", b"null"][j % 4],
     "schema": lambda now, j: [
         _valid(now, j, event_id=None),
-        _valid(now, j, name="has space"),
+        _valid(now, j, name="has a\nline break"),
         _valid(now, j, user_id=None),
         _valid(now, j, timestamp="2026-01-01T00:00:00"),
         _valid(now, j, name="purchase", properties={"amount": "19.99", "currency": "USD"}),
