@@ -124,7 +124,7 @@ def create_app(settings: Settings, definitions: Definitions) -> WorkerContext:
     app.producer.buffer.max_messages = settings.batch_max * 2
     agents.register(context, table)
     handover.register(context, table)
-    maintenance.register(context, table.changelog_topic.get_topic_name())
+    maintenance.register(context)
     web.register(context)
     connectivity.register(context, settings.publish_interval)
     return context

@@ -7,8 +7,7 @@ import time
 
 from leadline.streams import allocator
 from leadline.streams.context import WorkerContext
-from leadline.streams.faust_adapter import BatchConsumer, kafka_producer
-from leadline.streams.publish import send_changelog
+from leadline.streams.faust_adapter import BatchConsumer
 
 log = logging.getLogger("leadline.maintenance")
 
@@ -37,7 +36,7 @@ async def republish(worker: WorkerContext, partitions: set[int]) -> None:
             log.info("serving view: partition %s rebuilt from the tables", p)
 
 
-def register(worker: WorkerContext, changelog_topic: str) -> None:
+def register(worker: WorkerContext) -> None:
     app, settings = worker.app, worker.settings
 
     @app.timer(settings.publish_interval)
@@ -56,11 +55,12 @@ def register(worker: WorkerContext, changelog_topic: str) -> None:
 
     @app.timer(60.0)
     async def expire() -> None:
+        """Drop what every window has left behind. The tombstones are only queued: the
+        next checkpoint sends them, behind any records a failed checkpoint put back, so
+        the changelog has one writer and nothing is acked past a record not sent."""
         async with worker.folding:  # tombstones in order with the aggregate batches
             now = time.time()
             gone = {p: worker.store.expire(p, now) for p in list(worker.store.states)}
-            await send_changelog(kafka_producer(app), changelog_topic,
-                                 worker.store.take_outbox())
         for p, cells in gone.items():
             if cells and p not in worker.republish:
                 try:

@@ -64,7 +64,8 @@ class PartitionStore:
         #: Identity links of each partition (forward stitching of anonymous ids).
         self.links: dict[int, Links] = {}
         self._pruned_at: dict[int, float] = {}
-        #: Changelog records written since the last :meth:`take_outbox`, in write order.
+        #: Changelog records not yet handed to a checkpoint, in write order (expiry's
+        #: tombstones, and records a failed checkpoint put back).
         self.outbox: list[tuple[int, bytes, bytes | None]] = []
         #: Cells changed since the last checkpoint, per partition: their latest encoding.
         self._unwritten: dict[int, dict[CellKey, bytes]] = {}
@@ -184,7 +185,7 @@ class PartitionStore:
                 self._write(p, user_table_key(p, identity), data)
             for anon, link_data in self.links[p].take_dirty().items():
                 self._write(p, link_table_key(p, anon), link_data)
-        return self.take_outbox()
+        return self._take_outbox()
 
     def unsent(self, records: list[tuple[int, bytes, bytes | None]]) -> None:
         """Put back checkpoint records the broker did not confirm, ahead of newer ones."""
@@ -216,8 +217,11 @@ class PartitionStore:
                 self._write(p, link_table_key(p, anon), None)
         return gone
 
-    def take_outbox(self) -> list[tuple[int, bytes, bytes | None]]:
-        """The changelog records (partition, key, value or tombstone) to send, in order."""
+    def _take_outbox(self) -> list[tuple[int, bytes, bytes | None]]:
+        """The changelog records (partition, key, value or tombstone) to send, in order.
+
+        Only :meth:`checkpoint` takes them: the changelog has one writer, so a record a
+        failed send put back is always sent before the offsets it covers are acked."""
         out, self.outbox = self.outbox, []
         return out
 

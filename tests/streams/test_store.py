@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from leadline.config.definitions import load_definitions
 from leadline.events.model import Event
@@ -104,9 +105,9 @@ def test_expire_tombstones_id_chunks_past_the_retention_also_after_recovery() ->
     fresh.drop_table_copy()
     for s in (store, fresh):
         s.expire(0, NOW + 3600)                              # within the 25 h: kept
-        assert not [k for _, k, v in s.take_outbox() if b"|d|" in k]
+        assert not [k for _, k, v in s.checkpoint(NOW) if b"|d|" in k]
         s.expire(0, NOW + 26 * 3600)
-        assert [(k, v) for _, k, v in s.take_outbox() if b"|d|" in k] == [(chunks[0], None)]
+        assert [(k, v) for _, k, v in s.checkpoint(NOW) if b"|d|" in k] == [(chunks[0], None)]
 
 
 def test_expire_prunes_users_at_most_once_per_interval() -> None:
@@ -116,12 +117,12 @@ def test_expire_prunes_users_at_most_once_per_interval() -> None:
     _flush(store, 0)
     later = NOW + 20 * 86400
     store.expire(0, later)
-    sent = store.take_outbox()
+    sent = store.checkpoint(NOW)
     tombstones = [(key, value) for _, key, value in sent if b"|u|" in key]
     assert tombstones == [(user_table_key(0, "old"), None)]
     assert "old" not in store.states[0].users and "new" in store.states[0].users
     store.expire(0, later + USER_PRUNE_INTERVAL / 2)       # too soon for another sweep
-    assert not [key for _, key, _ in store.take_outbox() if b"|u|" in key]
+    assert not [key for _, key, _ in store.checkpoint(NOW) if b"|u|" in key]
 
 
 def test_losing_a_partition_forgets_its_users() -> None:
@@ -168,8 +169,9 @@ def test_an_expired_cell_is_not_written_after_its_tombstone() -> None:
     store.take_changed(0)                                   # a batch; no checkpoint yet
     later = NOW + 40 * 86400
     assert store.expire(0, later)
-    tombstoned = {k for _, k, v in store.take_outbox() if v is None and b"|c|" in k}
-    written = {k for _, k, _ in store.checkpoint(later) if b"|c|" in k}
+    sent = store.checkpoint(later)
+    tombstoned = {k for _, k, v in sent if v is None and b"|c|" in k}
+    written = {k for _, k, v in sent if v is not None and b"|c|" in k}
     assert tombstoned and not tombstoned & written
 
 
@@ -182,3 +184,33 @@ def test_records_put_back_for_a_partition_handed_over_are_never_sent() -> None:
     store.unsent(store.checkpoint(NOW))                    # the broker did not confirm
     store.rebuild({0})                                     # partition 1 went elsewhere
     assert {p for p, _, _ in store.checkpoint(NOW)} == {0}
+
+
+def test_records_a_failed_checkpoint_put_back_outlive_expiry_and_precede_its_tombstones() -> None:
+    """Expiry only queues tombstones: what a failed checkpoint put back is sent by the
+    next checkpoint, first, so its offsets are never acked without it."""
+    store, _ = _store()
+    _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
+    store.take_changed(0)
+    lost = store.checkpoint(NOW)
+    store.unsent(lost)                                     # the broker did not confirm
+    later = NOW + 40 * 86400
+    assert store.expire(0, later)
+    sent = store.checkpoint(later)
+    assert sent[:len(lost)] == lost
+    assert any(v is None for _, _, v in sent[len(lost):])  # then the tombstones
+
+
+def test_the_changelog_has_one_writer_the_checkpoint() -> None:
+    """Only streams/checkpoint.py sends changelog records: a second writer (expiry used
+    to send the outbox itself) could take records a failed checkpoint put back, lose them
+    on a failed send, and let the next checkpoint ack their offsets."""
+    import ast
+
+    streams = Path(__file__).resolve().parents[2] / "streams"
+    callers = set()
+    for path in streams.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "send_changelog":
+                callers.add(path.name)
+    assert callers == {"checkpoint.py"}
