@@ -104,11 +104,11 @@ class MetricsEndpoint:
         if now - self._at >= self.cache_seconds or not self._body:
             try:
                 self._cells = await self.view.read(self.local() if self.local else None)
-            except Exception:
+            except Exception as exc:
                 # Redis down: windows still slide over the last cells read, and
-                # leadline_redis_up says the view is stale.
-                self.health.redis_up = 0
-                self.health.redis_errors += 1
+                # leadline_redis_up says the view is stale. Not logged: every scrape
+                # would repeat what the maintenance timer's check already says.
+                self.health.redis_failed("read", exc, log=False)
             self.products.samples = self.indicators.compute(self._cells, now)
             self._body = generate_latest(self.registry)
             self._at = now

@@ -20,7 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-log = logging.getLogger("leadline.redis")
+logger = logging.getLogger("leadline.redis")
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
 
@@ -57,11 +57,13 @@ class Health(Collector):
         """A Redis call succeeded: ``leadline_redis_up`` is 1."""
         self.redis_up = 1
 
-    def redis_failed(self, what: str, exc: BaseException) -> None:
-        """A Redis call failed: ``leadline_redis_up`` 0, one more error, one log line."""
+    def redis_failed(self, what: str, exc: BaseException, *, log: bool = True) -> None:
+        """A Redis call failed: ``leadline_redis_up`` 0, one more error, and (``log``)
+        one log line."""
         self.redis_up = 0
         self.redis_errors += 1
-        log.warning("serving view %s failed: %s", what, exc)
+        if log:
+            logger.warning("serving view %s failed: %s", what, exc)
 
     def fetch_failed(self, topic: str, partition: int, offset: int,
                      error: BaseException) -> None:
