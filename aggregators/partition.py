@@ -144,27 +144,27 @@ class PartitionState:
             start = int(ts // res) * res
             if start < now - horizon:
                 continue  # no window reaches this bucket any more
-            self._register(USERS, res, start, platform, offset, idx, rank)
+            self._register(USERS, res, start, platform, offset, h, idx, rank)
             self._add(EVENTS, res, start, name, offset, 1)
             if converts:
-                self._register(CONVERTERS, res, start, platform, offset, idx, rank)
+                self._register(CONVERTERS, res, start, platform, offset, h, idx, rank)
             if revenue is not None:
                 self._add(REVENUE, res, start, revenue[0], offset, revenue[1])
             if role is None:
                 continue
             if signup:
-                self._register(SIGNUPS, res, start, platform, offset, idx, rank)
+                self._register(SIGNUPS, res, start, platform, offset, h, idx, rank)
             if refund is not None:
                 self._add(REFUNDS, res, start, refund[0], offset, refund[1])
             if feature is not None:
-                self._register(FEATURES, res, start, feature, offset, idx, rank)
+                self._register(FEATURES, res, start, feature, offset, h, idx, rank)
             if survey is not None:
                 self._add(SURVEYS, res, start, survey, offset, 1)
         if role is not None and role.stateful:
-            self._fold_user(offset, event, role, now, idx, rank)
+            self._fold_user(offset, event, role, now, h, idx, rank)
 
     def _fold_user(
-        self, offset: int, event: Event, role: _Role, now: float, idx: int, rank: int
+        self, offset: int, event: Event, role: _Role, now: float, h: int, idx: int, rank: int
     ) -> None:
         identity = event.identity
         user = self._user(identity)
@@ -204,7 +204,7 @@ class PartitionState:
         self._decoded[identity] = user
         self._dirty_users.add(identity)
         if out:
-            self._apply(out, offset, now, idx, rank)
+            self._apply(out, offset, now, h, idx, rank)
 
     def _user(self, identity: str) -> UserState | None:
         user = self._decoded.get(identity)
@@ -215,7 +215,8 @@ class PartitionState:
             user = self._decoded[identity] = UserState.decode(data)
         return user
 
-    def _apply(self, out: Deltas, offset: int, now: float, idx: int, rank: int) -> None:
+    def _apply(self, out: Deltas, offset: int, now: float, h: int, idx: int,
+               rank: int) -> None:
         """Place a user's deltas in the buckets of every resolution; each cell once."""
         if len(out.sums) == 1 and not out.current and not out.marks:
             # The common case (a signup, a subscription change at the end): one event
@@ -231,7 +232,7 @@ class PartitionState:
             for res, res_ms, horizon in self._res_ms:
                 start = t // res_ms * res
                 if start >= now - horizon:
-                    self._register_all((kind, res, start), offset, names, idx, rank)
+                    self._register_all((kind, res, start), offset, names, h, idx, rank)
             return
         sums: dict[CellKey, dict[str, int]] = {}
         for (kind, t), labels in out.sums.items():
@@ -260,7 +261,7 @@ class PartitionState:
                     got = marks.get(key)
                     marks[key] = names if got is None else got | names
         for key, names in marks.items():
-            self._register_all(key, offset, names, idx, rank)
+            self._register_all(key, offset, names, h, idx, rank)
 
     def _add_all(self, key: CellKey, offset: int, deltas: dict[str, int]) -> None:
         if not any(deltas.values()):
@@ -277,7 +278,7 @@ class PartitionState:
                 values.pop(label, None)
 
     def _register_all(
-        self, key: CellKey, offset: int, names: set[str], idx: int, rank: int
+        self, key: CellKey, offset: int, names: set[str], h: int, idx: int, rank: int
     ) -> None:
         cell = self._cell(key, offset)
         if cell is None:
@@ -287,8 +288,7 @@ class PartitionState:
             hll = values.get(label)
             if hll is None:
                 hll = values[label] = HyperLogLog()
-            if hll.regs[idx] < rank:
-                hll.raise_register(idx, rank)
+            hll.add_hashed(h, idx, rank)
 
     def _cell(self, key: CellKey, offset: int) -> Cell | None:
         cell = self.cells.get(key)
@@ -306,15 +306,15 @@ class PartitionState:
             cell.values[label] = cell.values.get(label, 0) + amount
 
     def _register(
-        self, kind: str, res: int, start: int, label: str, offset: int, idx: int, rank: int
+        self, kind: str, res: int, start: int, label: str, offset: int, h: int, idx: int,
+        rank: int,
     ) -> None:
         cell = self._cell((kind, res, start), offset)
         if cell is not None:
             hll = cell.values.get(label)
             if hll is None:
                 hll = cell.values[label] = HyperLogLog()
-            if hll.regs[idx] < rank:
-                hll.raise_register(idx, rank)
+            hll.add_hashed(h, idx, rank)
 
     def take_dirty(self) -> dict[CellKey, tuple[int, bytes]]:
         """Cells changed since the last call: key -> (offset stamp, encoded cell)."""

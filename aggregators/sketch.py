@@ -1,4 +1,13 @@
-"""HyperLogLog distinct counting: 2^14 one-byte registers (16 KiB), ~0.8 % standard error.
+"""Distinct counting: exact up to 1,000 identities, HyperLogLog beyond (2^14 one-byte
+registers, 16 KiB, ~0.8 % standard error).
+
+**Exact small sets** (SPEC v2: error 0 up to 1,000 distinct identities in a series). A
+sketch also keeps the set of 64-bit hashes it was given while there are at most
+``EXACT_MAX`` of them, and counts them instead of estimating; its registers are kept up
+to date all along, so it falls back to the estimate the moment the set would outgrow
+the limit, or a union would. Exact means exact up to a collision of two identities'
+64-bit hashes: below 3e-14 among 1,000 identities. A union of exact sketches is exact
+while the union holds at most ``EXACT_MAX`` hashes.
 
 Estimation uses Ertl's improved raw estimator ("New cardinality estimation algorithms
 for HyperLogLog sketches", 2017): nearly unbiased from 0 to billions with no empirical
@@ -43,6 +52,12 @@ _BYTEARRAY = sys.getsizeof(bytearray())  # an object's own size, without its buf
 #: Raised registers a sparse sketch holds: the most a dict holds before its table grows
 #: from ~4.7 to ~9.3 KB; with its index ints, ~9.4 KB at most instead of 16 KiB.
 SPARSE_MAX = 170
+#: The most distinct hashes a sketch counts exactly (SPEC v2, section 3).
+EXACT_MAX = 1000
+#: A hash as a Python int (64 bits: three 30-bit digits).
+_HASH_INT = sys.getsizeof(1 << 63)
+#: Serialized exact set: this tag, a uint16 count, the hashes (uint64), then the sketch.
+_EXACT = b"X"
 #: An index key above 256 (smaller ones are shared objects).
 _INT = sys.getsizeof(M)
 
@@ -77,18 +92,21 @@ def hash64(identity: str) -> int:
 class HyperLogLog:
     """A mergeable distinct-count sketch. ``regs`` reads register ``idx`` as
     ``regs[idx]`` (sparse or dense, see the module doc); ``registers`` is always the M
-    bytes. ``log`` the raises applied so far while they are fewer than M/3, else ``None``."""
+    bytes. ``log`` the raises applied so far while they are fewer than M/3, else ``None``.
+    ``exact`` every hash added while there are at most ``EXACT_MAX``, else ``None``."""
 
-    __slots__ = ("log", "regs")
+    __slots__ = ("exact", "log", "regs")
     regs: Registers
     log: bytearray | None
+    exact: set[int] | None
 
     def __init__(self, registers: Registers | None = None,
-                 log: bytearray | None = None) -> None:
+                 log: bytearray | None = None, exact: set[int] | None = None) -> None:
         if registers is None:
             self.regs, self.log = _Sparse(), bytearray() if log is None else log
+            self.exact = set() if exact is None else exact
         else:
-            self.regs, self.log = registers, log
+            self.regs, self.log, self.exact = registers, log, exact
 
     @property
     def registers(self) -> bytearray:
@@ -104,6 +122,12 @@ class HyperLogLog:
         return regs
 
     def raise_register(self, idx: int, rank: int) -> None:
+        """Set register ``idx`` to ``rank`` (an increase) for a hash not given: from now on
+        the count is estimated."""
+        self.exact = None
+        self._raise(idx, rank)
+
+    def _raise(self, idx: int, rank: int) -> None:
         """Set register ``idx`` to ``rank``; the caller checked that it is an increase."""
         regs = self.regs
         regs[idx] = rank
@@ -119,10 +143,18 @@ class HyperLogLog:
     def add_hash(self, h: int) -> None:
         """Fold in one 64-bit hash."""
         rest = h & _RANK_MASK
-        rank = _Q - rest.bit_length() + 1
-        idx = h >> _Q
+        self.add_hashed(h, h >> _Q, _Q - rest.bit_length() + 1)
+
+    def add_hashed(self, h: int, idx: int, rank: int) -> None:
+        """Fold in hash ``h`` whose register index and rank the caller computed."""
+        exact = self.exact
+        if exact is not None and h not in exact:
+            if len(exact) < EXACT_MAX:
+                exact.add(h)
+            else:
+                self.exact = None
         if self.regs[idx] < rank:
-            self.raise_register(idx, rank)
+            self._raise(idx, rank)
 
     def add(self, identity: str) -> None:
         self.add_hash(hash64(identity))
@@ -132,15 +164,19 @@ class HyperLogLog:
         a = np.frombuffer(self._dense(), dtype=np.uint8)
         np.maximum(a, np.frombuffer(other.registers, dtype=np.uint8), out=a)
         self.log = None
+        self.exact = _exact_union([self.exact, other.exact])
         return self
 
     def copy(self) -> HyperLogLog:
         regs = self.regs
         return HyperLogLog(_Sparse(regs) if isinstance(regs, _Sparse) else bytearray(regs),
-                           None if self.log is None else bytearray(self.log))
+                           None if self.log is None else bytearray(self.log),
+                           None if self.exact is None else set(self.exact))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, HyperLogLog):
+            return False
+        if self.exact != other.exact:
             return False
         a, b = self.regs, other.regs
         if isinstance(a, _Sparse) and isinstance(b, _Sparse):
@@ -155,21 +191,45 @@ class HyperLogLog:
         """Memory held: the sketch, its registers and raise log, with their headers."""
         regs, log = self.regs, self.log
         held = regs.nbytes if isinstance(regs, _Sparse) else _BYTEARRAY + len(regs)
+        exact = self.exact
+        if exact is not None:
+            held += sys.getsizeof(exact) + _HASH_INT * len(exact)
         # (a growing log's capacity is above its length: getsizeof counts the capacity)
         return _HLL + held + (0 if log is None else sys.getsizeof(log))
 
     def count(self) -> float:
-        """Estimated number of distinct hashes added."""
+        """The number of distinct hashes added: exact while they are at most
+        ``EXACT_MAX``, else estimated."""
+        if self.exact is not None:
+            return float(len(self.exact))
         return estimate(np.frombuffer(self.registers, dtype=np.uint8))
 
     def to_bytes(self) -> bytes:
-        """The raise log while it is shorter than the registers, else the registers."""
-        if self.log is not None:
-            return _LOG + self.log
-        return _DENSE + self.registers  # (never sparse: the log outlives sparseness)
+        """The exact set (while kept), then the raise log while it is shorter than the
+        registers, else the registers."""
+        sketch = _LOG + self.log if self.log is not None else _DENSE + self.registers
+        exact = self.exact
+        if exact is None:
+            return sketch
+        hashes = np.fromiter(exact, dtype="<u8", count=len(exact))
+        return _EXACT + len(exact).to_bytes(2, "little") + hashes.tobytes() + sketch
 
     @classmethod
     def from_bytes(cls, data: bytes) -> HyperLogLog:
+        exact = None
+        if data[:1] == _EXACT and len(data) >= 3:
+            n = int.from_bytes(data[1:3], "little")
+            end = 3 + 8 * n
+            if n > EXACT_MAX or len(data) < end:
+                raise ValueError("not a serialized HyperLogLog: exact set cut short")
+            exact = set(np.frombuffer(data[3:end], dtype="<u8").tolist())
+            data = data[end:]
+        sketch = cls._sketch_from_bytes(data)
+        sketch.exact = exact
+        return sketch
+
+    @classmethod
+    def _sketch_from_bytes(cls, data: bytes) -> HyperLogLog:
         kind, body = data[:1], data[1:]
         if kind == _DENSE and len(body) == M:
             return cls(bytearray(body))
@@ -200,6 +260,18 @@ def _apply(index: np.ndarray, rank: np.ndarray) -> Registers:
     return bytearray(regs.tobytes())
 
 
+def _exact_union(sets: list[set[int] | None]) -> set[int] | None:
+    """The union of exact sets, or None once one is unknown or it outgrows EXACT_MAX."""
+    out: set[int] = set()
+    for s in sets:
+        if s is None:
+            return None
+        out |= s
+        if len(out) > EXACT_MAX:
+            return None
+    return out
+
+
 def union(sketches: list[HyperLogLog]) -> HyperLogLog:
     """A new sketch holding the union of ``sketches`` (empty list -> empty sketch)."""
     if not sketches:
@@ -218,7 +290,8 @@ def union(sketches: list[HyperLogLog]) -> HyperLogLog:
         rank = np.fromiter(chain.from_iterable(r.values() for r in sparse), dtype=np.uint8,
                            count=n)
         np.maximum.at(out, index, rank)
-    return HyperLogLog(bytearray(out.tobytes()))
+    return HyperLogLog(bytearray(out.tobytes()),
+                       exact=_exact_union([s.exact for s in sketches]))
 
 
 def _sigma(x: float) -> float:

@@ -17,14 +17,16 @@ from leadline.serving.health import Health
 from leadline.serving.view import ServingView
 
 HELP = {
-    "product_active_users": "Distinct users with any valid event in the window (HLL, ~1% error).",
+    "product_active_users": "Distinct users with any valid event in the window (exact up to "
+                            "1,000, HyperLogLog beyond).",
     "product_stickiness_ratio": "Active users 24h / active users 30d.",
     "product_events": "Valid events in the window, by name.",
     "product_conversions": "Conversion events in the window.",
     "product_conversion_ratio": "Distinct converting users / distinct active users.",
     "product_revenue": "Sum of purchase amounts in the window, in the currency's major unit.",
     "product_arpu": "Revenue / active users (all platforms) in the window.",
-    "product_signups": "Distinct users with a signup event in the window (HLL, ~1% error).",
+    "product_signups": "Distinct users with a signup event in the window (exact up to 1,000, "
+                       "HyperLogLog beyond).",
     "product_activation_ratio": "Of the users whose first signup is in the window, the share "
                                 "with an activation event within activation.within after it.",
     "product_time_to_activate_seconds": "Signup -> first activation (within activation.within), "

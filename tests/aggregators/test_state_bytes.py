@@ -74,8 +74,10 @@ def test_user_and_cell_bytes() -> None:
     assert users == state.users
     size = state.nbytes()
     assert size["users"] == pytest.approx(users_held, rel=0.05)
-    # the rest of what the fold holds is its cells (and a few KB of plan and labels)
-    assert size["cells"] == pytest.approx(held - users_held, rel=0.05)
+    # the rest of what the fold holds is its cells (and a few KB of plan and labels); the
+    # estimate counts each exact set's hashes as ints of their own, as after a recovery,
+    # while the fold shares one int among the sketches an event touches: up to 10 % over
+    assert held - users_held <= size["cells"] <= 1.10 * (held - users_held)
     # cells as a recovered worker holds them (decoded: logs without spare capacity)
     cells, cells_held = traced(
         # (fresh key tuples and ints, as the state's own; kind strings are shared constants)

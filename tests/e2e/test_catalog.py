@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from leadline.config.definitions import BUNDLED
 from tests.support import oracle_catalog as oc
 from tests.support.worker import Pipeline, StartWorker, value, wait_for
 
@@ -23,10 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def _pipeline(broker, redis_server, workdir: Path, **env: str) -> Pipeline:  # type: ignore[no-untyped-def]
-    definitions = workdir / "catalog.yaml"
-    definitions.write_text(oc.definitions_yaml(BUNDLED.read_text()), encoding="utf-8")
-    return Pipeline(broker, redis_server, workdir,
-                    extra_env={"LEADLINE_DEFINITIONS": str(definitions), **env})
+    return Pipeline.for_catalog(broker, redis_server, workdir, **env)
 
 
 def settle(worker, truth: oc.Truth, timeout: float) -> list[str]:  # type: ignore[no-untyped-def]

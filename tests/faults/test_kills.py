@@ -20,6 +20,7 @@ import pytest
 from leadline.embedded.services import Service
 from reliability.harness import PacedSender, fetch, sample
 from tests.faults import folded, processed
+from tests.support import oracle_catalog as oc
 from tests.support.compare import mismatches
 from tests.support.oracle import generate
 from tests.support.worker import Pipeline, StartWorker, WorkerProcess, wait_for
@@ -50,10 +51,10 @@ def test_three_sigkills_at_random_points_while_traffic_flows(
     rng = random.Random(2024)
     # Small batches and slow commits: each kill leaves much already-counted work
     # uncommitted, which the next worker replays.
-    pipeline = Pipeline(broker, redis_server, tmp_path, extra_env={
-        "LEADLINE_BATCH_MAX": "500", "LEADLINE_COMMIT_INTERVAL": "3",
-        "LEADLINE_SESSION_TIMEOUT": "3"})
-    messages, truth = generate(time.time(), seed=53, events=20000)
+    pipeline = Pipeline.for_catalog(broker, redis_server, tmp_path, LEADLINE_BATCH_MAX="500",
+                                    LEADLINE_COMMIT_INTERVAL="3", LEADLINE_SESSION_TIMEOUT="3")
+    # The whole catalog: activation, funnels, subscriptions, surveys and the core.
+    messages, truth = oc.generate(time.time(), seed=53, users=4300)
     worker = start_worker(pipeline, "w0").wait_ready()
     sender = PacedSender.of(pipeline.bootstrap, pipeline.topic, messages, rate=800)
     sender.start()
@@ -70,10 +71,10 @@ def test_three_sigkills_at_random_points_while_traffic_flows(
     sender.join(90)
     assert sender.error is None and sender.sent == len(messages)
     worker.wait_ready()
-    wait_for(lambda: not mismatches(worker.scrape(), truth, time.time()), timeout=90,
-             what="metrics to equal the oracle after three kills")
+    wait_for(lambda: not oc.whole_mismatches(worker.scrape(), truth, time.time()),
+             timeout=90, what="metrics to equal the oracle after three kills")
     time.sleep(2)  # nothing may trickle in twice afterwards
-    assert mismatches(worker.scrape(), truth, time.time()) == []
+    assert oc.whole_mismatches(worker.scrape(), truth, time.time()) == []
     print("killed:", ", ".join(kills))
 
 

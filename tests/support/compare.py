@@ -1,4 +1,5 @@
-"""Compare a worker's scrape with the oracle: sums exactly, distinct counts within 2 %."""
+"""Compare a worker's scrape with the oracle: sums exactly, distinct counts exactly up to
+1,000 identities and within 2 % beyond (SPEC v2)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from tests.support.worker import Samples
 
 DISTINCT = {"product_active_users"}
 RATIOS = {"product_conversion_ratio", "product_arpu", "product_stickiness_ratio"}
+
+
+#: SPEC v2: distinct counts are exact up to this many identities.
+EXACT_DISTINCT = 1000
+
+
+def distinct_slack(n: float) -> float:
+    """How far a distinct count of ``n`` identities may be off: 0 up to 1,000, 2 % beyond."""
+    return 0.0 if n <= EXACT_DISTINCT else 0.02 * n
 
 
 def mismatches(samples: Samples, truth: Truth, now: float) -> list[str]:
@@ -18,9 +28,8 @@ def mismatches(samples: Samples, truth: Truth, now: float) -> list[str]:
         if got is None:
             bad.append(f"{where}: missing (want {want})")
         elif name in DISTINCT:
-            # HyperLogLog: 2 % (SPEC), and at least one user for tiny sets.
-            if abs(got - want) > max(0.02 * want, 1.0):
-                bad.append(f"{where}: got {got}, want {want} (+-2%)")
+            if abs(got - want) > distinct_slack(want):
+                bad.append(f"{where}: got {got}, want {want} (+-{distinct_slack(want):g})")
         elif name in RATIOS:
             if abs(got - want) > max(0.03 * abs(want), 0.005):
                 bad.append(f"{where}: got {got}, want {want} (+-3%)")

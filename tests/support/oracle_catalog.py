@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+from tests.support import compare as core_compare
+from tests.support import oracle as core_oracle
+
 DAY = 86400
 WINDOWS = {"5m": 300, "1h": 3600, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 GRAIN = {"5m": 15, "1h": 300, "24h": 7200, "7d": DAY, "30d": DAY}
@@ -530,14 +533,14 @@ DISTINCT_RATIOS = {"product_funnel_conversion_ratio", "product_sessions_per_user
 
 
 def _distinct_range(n: float) -> tuple[float, float]:
-    slack = max(0.02 * n, 1.0)
+    slack = core_compare.distinct_slack(n)
     return max(n - slack, 0.0), n + slack
 
 
 def mismatches(samples: dict[tuple[str, frozenset], float], truth: Truth,
                now: float) -> list[str]:
-    """Every catalog sample the scrape gets wrong: exact, except distinct counts (2 %, or
-    one user) and ratios with a distinct count inside (the range those allow)."""
+    """Every catalog sample the scrape gets wrong: exact, except distinct counts beyond
+    1,000 identities (2 %) and ratios with such a count inside (the range those allow)."""
     bad = []
     parts = truth.parts(now)
     for key, want in truth.expected(now).items():
@@ -564,3 +567,27 @@ def mismatches(samples: dict[tuple[str, frozenset], float], truth: Truth,
         elif got != want:
             bad.append(f"{where}: got {got!r}, want {want!r} (exact)")
     return bad
+
+
+# --------------------------------------------------------------------------- the whole catalog
+
+def core_truth(truth: Truth) -> core_oracle.Truth:
+    """The same records as the core oracle's events (active users, events, revenue,
+    conversions, ARPU, stickiness), so one log checks every metric of SPEC section 3."""
+    out = core_oracle.Truth(duplicates=truth.duplicates)
+    out.invalid.update(truth.invalid)
+    for r in truth.records:
+        money = r.name == "purchase"
+        out.events.append({
+            "identity": r.identity, "ts": r.ms / 1000, "name": r.name,
+            "platform": _platform(r.platform) if r.platform else None,
+            "amount": str(r.props["amount"]) if money else None,
+            "currency": str(r.props["currency"]).upper() if money else None})
+    return out
+
+
+def whole_mismatches(samples: dict[tuple[str, frozenset], float], truth: Truth,
+                     now: float) -> list[str]:
+    """Every sample of the core and the catalog the scrape gets wrong."""
+    return core_compare.mismatches(samples, core_truth(truth), now) + mismatches(
+        samples, truth, now)

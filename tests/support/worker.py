@@ -56,6 +56,19 @@ class Pipeline:
                                     "LEADLINE_SCRAPE_CACHE_SECONDS": "0",
                                     "PYTHONPATH": str(ROOT)} | self.extra_env)
 
+    @classmethod
+    def for_catalog(cls, broker: Service, redis: Service, workdir: Path,
+                    **env: str) -> Pipeline:
+        """A pipeline whose workers read the catalog oracle's definitions (the bundled
+        ones plus its second funnel, ``tests/support/oracle_catalog.py``)."""
+        from leadline.config.definitions import BUNDLED
+        from tests.support.oracle_catalog import definitions_yaml
+
+        definitions = workdir / "catalog.yaml"
+        definitions.write_text(definitions_yaml(BUNDLED.read_text()), encoding="utf-8")
+        return cls(broker, redis, workdir,
+                   extra_env={"LEADLINE_DEFINITIONS": str(definitions), **env})
+
     def worker(self, name: str = "w1") -> WorkerProcess:
         return WorkerProcess(self, name)
 
