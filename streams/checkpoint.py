@@ -18,11 +18,32 @@ current interval, which the next owner replays from the committed offsets exactl
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from leadline.streams.context import WorkerContext
 from leadline.streams.faust_adapter import kafka_producer
 from leadline.streams.publish import send_changelog
+from leadline.streams.store import is_user_record
+
+Records = list[tuple[int, bytes, bytes | None]]
+
+
+async def send_in_order(send: Callable[[Records], Awaitable[None]], records: Records) -> None:
+    """Send a checkpoint's records in two confirmed steps: first everything but the user
+    records, then, once the broker has confirmed all of that, the user records.
+
+    A restored user stamp says that every cell its offset touched holds it
+    (``streams/store.py``). One send may span several producer batches, and a failed
+    batch does not stop a later one from landing; so user records wait until the cells
+    of the same checkpoint have landed, whatever happens to the batches in between.
+    """
+    first = [r for r in records if not is_user_record(r[1])]
+    users = [r for r in records if is_user_record(r[1])]
+    if first:
+        await send(first)
+    if users:
+        await send(users)
 
 
 async def checkpoint(worker: WorkerContext, changelog_topic: str) -> None:
@@ -38,7 +59,9 @@ async def checkpoint(worker: WorkerContext, changelog_topic: str) -> None:
         acks, worker.unacked = worker.unacked, []
         try:
             if records:  # (a batch of duplicates only changes nothing)
-                await send_changelog(kafka_producer(app), changelog_topic, records)
+                producer = kafka_producer(app)
+                await send_in_order(
+                    lambda part: send_changelog(producer, changelog_topic, part), records)
         except BaseException:
             store.unsent(records)
             worker.unacked[:0] = acks

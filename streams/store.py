@@ -45,6 +45,11 @@ def user_table_key(p: int, identity: str) -> bytes:
     return f"{p}|u|{identity}".encode()
 
 
+def is_user_record(table_key: bytes) -> bool:
+    """True for the key of a user state record (``{p}|u|{identity}``)."""
+    return table_key.split(b"|", 2)[1:2] == [b"u"]
+
+
 def link_table_key(p: int, anon: str) -> bytes:
     return f"{p}|l|{anon}".encode()
 
