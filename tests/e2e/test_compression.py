@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from tests.support.compare import mismatches
 from tests.support.oracle import Truth, generate
@@ -112,22 +112,7 @@ def test_dead_letters_of_compressed_input_keep_the_original_bytes(run) -> None: 
     pipeline, _, sent, truth, _ = run
     expected = sum(truth.invalid.values())
 
-    async def read_all() -> list[dict]:
-        consumer = AIOKafkaConsumer(pipeline.dlq_topic, bootstrap_servers=pipeline.bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
-        out: list[dict] = []
-        try:
-            deadline = time.monotonic() + 20
-            while len(out) < expected and time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    out += [orjson.loads(r.value) for r in records]
-        finally:
-            await consumer.stop()
-        return out
-
-    envelopes = asyncio.run(read_all())
+    envelopes = pipeline.read_dlq(expected, timeout=20)
     assert len(envelopes) == expected
     originals = {v for _, v in sent}
     by_reason: dict[str, int] = {}

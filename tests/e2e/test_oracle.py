@@ -11,7 +11,6 @@ import asyncio
 import base64
 import time
 
-import orjson
 import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
@@ -68,26 +67,7 @@ def test_every_product_metric_equals_the_oracle(run) -> None:  # type: ignore[no
 
 def test_dead_letters_keep_the_original_bytes_and_say_why(run) -> None:  # type: ignore[no-untyped-def]
     pipeline, _, messages, truth = run
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer
-
-    async def read_all() -> list[dict]:
-        consumer = AIOKafkaConsumer(pipeline.dlq_topic, bootstrap_servers=pipeline.bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
-        await consumer.start()
-        out: list[dict] = []
-        try:
-            deadline = time.monotonic() + 30
-            while len(out) < sum(truth.invalid.values()) and time.monotonic() < deadline:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    out += [orjson.loads(r.value) for r in records]
-        finally:
-            await consumer.stop()
-        return out
-
-    envelopes = asyncio.run(read_all())
+    envelopes = pipeline.read_dlq(sum(truth.invalid.values()))
     assert sum(truth.invalid.values()) == len(envelopes)
     originals = {v for _, v in messages}
     by_reason: dict[str, int] = {}

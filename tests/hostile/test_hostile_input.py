@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from leadline.config.definitions import load_definitions
 from leadline.embedded.processes import parse_metrics
@@ -110,33 +109,11 @@ def test_every_hostile_message_lands_under_its_reason(run: Run) -> None:
     assert _events(run.scrape(), "activation") - _events(s0, "activation") == in_window
     # ...and the DLQ holds exactly those messages, byte for byte, with the same reasons.
     originals = {c.value: c.expect for c in corpus if c.expect != VALID}
-    envelopes = _read_dlq(run.pipeline, lambda raw: raw in originals, len(originals))
+    envelopes = run.pipeline.read_dlq(len(originals), mine=lambda raw: raw in originals)
     assert Counter(e["reason"] for e in envelopes) == expected
     for env in envelopes:
         assert originals[base64.b64decode(env["value_b64"])] == env["reason"]
     run.identifiers |= {MARK}
-
-
-def _read_dlq(pipeline: Pipeline, mine, want: int) -> list[dict]:  # type: ignore[no-untyped-def]
-    async def read() -> list[dict]:
-        consumer = AIOKafkaConsumer(pipeline.dlq_topic, bootstrap_servers=pipeline.bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False,
-                                    fetch_max_bytes=16 * 1024 * 1024)
-        await consumer.start()
-        out: list[dict] = []
-        try:
-            deadline = time.monotonic() + 30
-            while len(out) < want and time.monotonic() < deadline:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for r in records:
-                        env = orjson.loads(r.value)
-                        if mine(base64.b64decode(env["value_b64"])):
-                            out.append(env)
-        finally:
-            await consumer.stop()
-        return out
-
-    return asyncio.run(read())
 
 
 def test_sums_beyond_the_float_range_neither_crash_nor_block_later_events(run: Run) -> None:

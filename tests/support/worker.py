@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 import time
 import uuid
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from aiokafka import AIOKafkaProducer
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from leadline.embedded.processes import ProcessError, Samples, ServingProcess, worker_env
 from leadline.embedded.services import Service, free_port
@@ -74,6 +76,31 @@ class Pipeline:
 
     def send(self, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
         return asyncio.run(produce(self.bootstrap, self.topic, list(messages)))
+
+    def read_dlq(self, want: int, timeout: float = 30.0,
+                 mine: Callable[[bytes], bool] = lambda original: True) -> list[dict]:  # type: ignore[type-arg]
+        """The dead-letter envelopes whose original bytes ``mine`` accepts, read from the
+        start of the DLQ topic until ``want`` of them arrived or ``timeout`` passed."""
+
+        async def read() -> list[dict]:  # type: ignore[type-arg]
+            consumer = AIOKafkaConsumer(self.dlq_topic, bootstrap_servers=self.bootstrap,
+                                        auto_offset_reset="earliest", enable_auto_commit=False,
+                                        fetch_max_bytes=16 * 1024 * 1024)
+            await consumer.start()
+            out: list[dict] = []  # type: ignore[type-arg]
+            try:
+                deadline = time.monotonic() + timeout
+                while len(out) < want and time.monotonic() < deadline:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        for r in records:
+                            envelope = orjson.loads(r.value)
+                            if mine(base64.b64decode(envelope["value_b64"])):
+                                out.append(envelope)
+            finally:
+                await consumer.stop()
+            return out
+
+        return asyncio.run(read())
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> int:
