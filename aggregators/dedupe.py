@@ -63,9 +63,8 @@ RETENTION = 25 * 3600
 HOUR = 3600
 _ENTRY = struct.Struct("<QQ")
 
-# Ids of the live dict before they are sorted into a run. 4 partitions' live dicts at
-# 2^16 held ~28 MB (~110 B an id) of a worker's 1M-user peak RSS; at 2^14, 7 MB, for two
-# more runs an hour (same throughput in the bench's 1M-user fold).
+# Ids of the live dict before they are sorted into a run (~110 B an id while there): a
+# smaller bound holds less RSS for a few more runs an hour (docs/performance.md).
 LIVE_MAX = 1 << 14
 _VECTOR_MIN = 48         # batches at least this long are probed with numpy
 _SCALAR_PROBES = 256     # candidates of a batch looked up one by one, not per generation

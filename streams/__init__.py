@@ -1,1 +1,1 @@
-"""The Faust application: topics, agents, tables and web views. The only code that knows Kafka."""
+"""The Faust application: topics, agents, the table, the consumer adapter and web views."""

@@ -2,7 +2,7 @@
 
 Everything else in ``streams/`` uses Faust and aiokafka through their public API and
 the few functions here, so a Faust or aiokafka upgrade is checked in one place
-(``tests/streams/test_layout.py`` enforces it).
+(``tests/packaging/test_layout.py`` enforces it).
 
 **Whole fetches to batch handlers.** Faust delivers every message through
 ``wait_first(callback(message), ...)`` and a stream queue (two tasks and an Event
@@ -98,6 +98,12 @@ def kafka_producer(app: faust.App) -> AIOKafkaProducer:
 def recovery_generation(app: faust.App) -> int:
     """The consumer generation the table recovery last started for."""
     return cast(int, app.tables.recovery._generation_id)  # type: ignore[attr-defined]
+
+
+def recovered_keys(store_data: Any) -> dict[Any, Any]:
+    """Faust's memory store's record of which partition each recovered key came from
+    (its ``_key_partition``): an empty dict for a store that keeps none."""
+    return cast(dict[Any, Any], getattr(store_data, "_key_partition", {}))
 
 
 def hooks_of(transport: Any) -> ConsumerHooks:

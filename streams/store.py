@@ -33,6 +33,7 @@ from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
+from leadline.streams.faust_adapter import recovered_keys
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class PartitionStore:
         data = self.table.data
         n = len(data)
         data.clear()
-        getattr(data, "_key_partition", {}).clear()  # Faust's bookkeeping of recovered keys
+        recovered_keys(data).clear()
         return n
 
     def forget(self, partitions: set[int]) -> int:
@@ -152,7 +153,7 @@ class PartitionStore:
         data = self.table.data
         stale = [k for k in data
                  if (k if isinstance(k, bytes) else k.encode()).startswith(prefixes)]
-        recovered = getattr(data, "_key_partition", {})  # Faust's own bookkeeping
+        recovered = recovered_keys(data)
         for k in stale:
             del data[k]
             recovered.pop(k, None)

@@ -167,3 +167,30 @@ def test_parse_duration_rejects(text: str) -> None:
 def test_trailing_newline_in_names_is_rejected(text: str) -> None:
     with pytest.raises(DefinitionsError):
         parse_definitions(text, "f.yaml")
+
+
+def test_the_bundled_aliases_are_segments_semantic_events() -> None:
+    d = load_definitions()
+    assert d.alias_of == {
+        "Signed Up": "signup", "Product Viewed": "product_viewed",
+        "Product Added": "cart_added", "Checkout Started": "checkout_started",
+        "Order Completed": "purchase", "Order Refunded": "refund"}
+    assert {"page_view", "screen_view"} <= d.known_names
+
+
+@pytest.mark.parametrize(
+    ("aliases", "message"),
+    [
+        ("    refund: [Order Refunded, Order Completed]\n    purchase: [Order Completed]\n",
+         "alias 'Order Completed' is already claimed by 'refund'"),
+        ("    refund: [purchase]\n", "alias 'purchase' is itself a configured event name"),
+        ("    not_configured: [Something]\n", "'not_configured' is not a configured event name"),
+        ("    refund: [\"line\\nbreak\"]\n", "is not an event name as messages carry it"),
+    ],
+)
+def test_check_config_rejects_conflicting_aliases(aliases: str, message: str) -> None:
+    text = "events:\n  aliases:\n" + aliases
+    with pytest.raises(DefinitionsError) as err:
+        parse_definitions(text, "f.yaml")
+    assert message in str(err.value)
+    assert "f.yaml:" in str(err.value)

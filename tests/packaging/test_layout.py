@@ -88,13 +88,23 @@ def test_mypy_sees_the_installed_code(tmp_path: Path) -> None:
     assert status == 1 and "Incompatible types in assignment" in stdout, stdout + stderr
 
 
+def _private(name: object) -> bool:
+    return isinstance(name, str) and name.startswith("_") and not name.startswith("__")
+
+
 def private_accesses(path: Path) -> list[str]:
-    """``obj._name`` where ``obj`` is not ``self``/``cls``: another object's private part."""
-    return [f"{path.name}:{node.lineno}: .{node.attr}"
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_")
-            and not node.attr.startswith("__")
-            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
+    """``obj._name`` where ``obj`` is not ``self``/``cls`` (another object's private part),
+    and ``getattr``/``setattr``/``hasattr`` with a private name."""
+    hits = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Attribute) and _private(node.attr)
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            hits.append(f"{path.name}:{node.lineno}: .{node.attr}")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr") and len(node.args) >= 2
+              and isinstance(node.args[1], ast.Constant) and _private(node.args[1].value)):
+            hits.append(f"{path.name}:{node.lineno}: {node.func.id} {node.args[1].value}")
+    return hits
 
 
 def test_only_the_adapter_touches_private_attributes() -> None:
@@ -106,8 +116,10 @@ def test_only_the_adapter_touches_private_attributes() -> None:
 def test_the_private_attribute_check_finds_one(tmp_path: Path) -> None:
     planted = tmp_path / "planted.py"
     planted.write_text("def f(app, self):\n    self._own = 1\n"
+                       "    getattr(app, '_x', None)\n"
                        "    return app.producer._ensure_producer()\n")
-    assert private_accesses(planted) == ["planted.py:3: ._ensure_producer"]
+    assert private_accesses(planted) == ["planted.py:3: getattr _x",
+                                         "planted.py:4: ._ensure_producer"]
 
 
 def imports_of(path: Path, package: str) -> set[str]:
