@@ -189,6 +189,17 @@ def _latency_and_freshness(layout: Layout) -> None:
     )
 
 
+def _up_down() -> list[ValueMap]:
+    return [
+        ValueMap(
+            options={
+                "0": ValueMappingResult(text="down", color="red", index=0),
+                "1": ValueMappingResult(text="up", color="green", index=1),
+            }
+        )
+    ]
+
+
 def _workers(layout: Layout) -> None:
     layout.row("Workers")
     layout.add(
@@ -202,16 +213,7 @@ def _workers(layout: Layout) -> None:
         .unit("none")
         .decimals(0)
         .thresholds(thresholds((None, "red"), (1, "green")))
-        .mappings(
-            [
-                ValueMap(
-                    options={
-                        "0": ValueMappingResult(text="down", color="red", index=0),
-                        "1": ValueMappingResult(text="up", color="green", index=1),
-                    }
-                )
-            ]
-        )
+        .mappings(_up_down())
         .show_value(common.VisibilityMode.NEVER)
         .with_target(query('up{job="leadline"}', "{{instance}}", "A")),
         w=12,
@@ -249,4 +251,22 @@ def _workers(layout: Layout) -> None:
             )
         ),
         w=6,
+    )
+    layout.add(
+        statetimeline.Panel()
+        .title("Redis and broker up")
+        .description(
+            "Whether each worker reaches Redis (leadline_redis_up, the serving view) and the "
+            "Kafka broker (leadline_broker_up). Down pages LeadlineRedisDown or "
+            "LeadlineBrokerDown, which suppress the product alerts."
+        )
+        .datasource(DATASOURCE)
+        .unit("none")
+        .decimals(0)
+        .thresholds(thresholds((None, "red"), (1, "green")))
+        .mappings(_up_down())
+        .show_value(common.VisibilityMode.NEVER)
+        .with_target(query('leadline_redis_up{job="leadline"}', "redis {{instance}}", "A"))
+        .with_target(query('leadline_broker_up{job="leadline"}', "broker {{instance}}", "B")),
+        w=24,
     )

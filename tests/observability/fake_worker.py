@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 #: Zero in a healthy pipeline: no partition stalled, no failed fetch.
 ZERO = frozenset({"leadline_partition_stalled", "leadline_fetch_errors_total"})
 
+#: One in a healthy pipeline: Redis and the broker are reachable.
+ONE = frozenset({"leadline_redis_up", "leadline_broker_up", "leadline_build_info"})
+
 #: Cumulative share of events per lag bucket: a healthy pipeline (p90 about 1 s).
 LAG_BUCKETS = {"0.5": 0.8, "1.0": 0.9, "10.0": 0.95, "60.0": 0.98, "300.0": 0.99, "+Inf": 1.0}
 
@@ -76,7 +79,7 @@ def exposition(started: float, now: float) -> str:
                 value = now - 2
             elif name.endswith("_ratio"):
                 value = 0.1 + 0.01 * (i % 10)
-            elif name == "leadline_build_info":
+            elif name in ONE:
                 value = 1
             else:
                 value = 100 + i

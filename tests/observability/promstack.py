@@ -384,19 +384,25 @@ class RuleExpression:
     kind: str  # "record" or "alert"
     name: str
     expr: str
-    historical: bool  # looks back with `offset`
+    historical: bool  # looks back with `offset`, or reads a rule that does
 
     def __str__(self) -> str:
         return f"{self.file} / {self.group} / {self.kind} {self.name}: {self.expr.strip()}"
 
 
 def rule_expressions(rules_dir: Path = RULES_DIR) -> list[RuleExpression]:
-    """Every rule of every rule file, in file order."""
-    out = []
+    """Every rule of every rule file, in file order. A rule reading a historical
+    recording rule (the median of past weeks) is historical too."""
+    out: list[RuleExpression] = []
     for path in rule_files(rules_dir):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 kind = "record" if "record" in rule else "alert"
+                past = {r.name for r in out if r.kind == "record" and r.historical}
+                reads_past = any(
+                    re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", rule["expr"])
+                    for name in past
+                )
                 out.append(
                     RuleExpression(
                         file=path.name,
@@ -404,7 +410,7 @@ def rule_expressions(rules_dir: Path = RULES_DIR) -> list[RuleExpression]:
                         kind=kind,
                         name=rule[kind],
                         expr=rule["expr"],
-                        historical=bool(_OFFSET.search(rule["expr"])),
+                        historical=bool(_OFFSET.search(rule["expr"])) or reads_past,
                     )
                 )
     return out

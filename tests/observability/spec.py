@@ -79,6 +79,10 @@ EXTRA_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     # A partition whose records cannot be read (streams/faust_adapter.py, issue 19).
     "leadline_partition_stalled": ("gauge", ("topic", "partition")),
     "leadline_fetch_errors_total": ("counter", ("topic", "partition", "error")),
+    # 1 while the worker reaches Redis / the broker (serving/health.py; alerts
+    # LeadlineRedisDown and LeadlineBrokerDown, issue 17).
+    "leadline_redis_up": ("gauge", ()),
+    "leadline_broker_up": ("gauge", ()),
 }
 
 #: Series Prometheus itself adds to every scrape target.

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.observability.promstack import rule_files
+from tests.observability.promstack import free_port, rule_files
 
 REPO = Path(__file__).resolve().parents[2]
 PROM = REPO / "prometheus"
 RULE_TESTS = sorted((PROM / "tests").glob("*.yml"))
 RUNBOOK = REPO / "docs" / "runbook.md"
 ALERTMANAGER = PROM / "alertmanager" / "alertmanager.yml"
+RENDER = PROM / "render_rules.py"
+sys.path.insert(0, str(PROM))
+import render_rules  # noqa: E402  (prometheus/ is not a package)
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -81,7 +92,14 @@ def test_alert_metadata(rule: dict[str, Any]) -> None:
     assert rule["labels"]["severity"] in ("page", "ticket")
     annotations = rule["annotations"]
     assert annotations["summary"].strip() and annotations["description"].strip()
-    assert annotations["runbook_url"] == f"docs/runbook.md#{name.lower()}"
+    # Absolute links a pager or chat client can open (issue 17, defect 6).
+    assert annotations["runbook_url"] == (
+        f"{render_rules.DEFAULT_RUNBOOK_URL}#{name.lower()}"
+    )
+    assert annotations["dashboard_url"].startswith(
+        f"{render_rules.DEFAULT_GRAFANA_URL}/d/leadline-"
+    )
+    assert "viewPanel=" in annotations["dashboard_url"]
     assert parse_duration(rule["for"]) >= 300, "for: under 5 minutes invites flapping"
     if "keep_firing_for" in rule:
         parse_duration(rule["keep_firing_for"])
@@ -138,3 +156,119 @@ def test_every_severity_used_has_a_route() -> None:
     for rule in alerts():
         assert f'severity="{rule["labels"]["severity"]}"' in routed
     assert {r["receiver"] for r in config["route"]["routes"]} <= receivers
+
+
+def test_rendered_links_are_up_to_date() -> None:
+    """The committed rules hold the links render_rules.py writes for the defaults."""
+    result = run(sys.executable, str(RENDER), "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_render_uses_the_operators_urls(tmp_path: Path) -> None:
+    result = run(sys.executable, str(RENDER), "--out", str(tmp_path),
+                 "--runbook-url", "https://git.example.org/ops/leadline/runbook.md",
+                 "--grafana-url", "https://grafana.example.org/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (tmp_path / "product.rules.yml").read_text()
+    assert "runbook_url: 'https://git.example.org/ops/leadline/runbook.md#leadlinerevenuedrop'" \
+        in text
+    assert ("dashboard_url: 'https://grafana.example.org/d/leadline-leading-indicators?orgId=1"
+            "&viewPanel=2&var-platform={{$labels.platform}}'") in text
+    assert "leadline.example.com" not in text and "localhost:3000" not in text
+    bad = run(sys.executable, str(RENDER), "--out", str(tmp_path), "--runbook-url", "docs/x.md")
+    assert bad.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        # One incident pages once: platform="all" pages, a single platform is a ticket.
+        (["alertname=LeadlineActiveUsersDrop", "severity=page", "platform=all"], "page"),
+        (["alertname=LeadlineActiveUsersDrop", "severity=ticket", "platform=web"], "ticket"),
+        (["alertname=LeadlineRedisDown", "severity=page"], "page"),
+        (["alertname=LeadlineBrokerDown", "severity=page"], "page"),
+        (["alertname=LeadlineRevenueDrop", "severity=page", "currency=EUR"], "page"),
+    ],
+)
+def test_alertmanager_routes_new_alerts(amtool: str, labels: list[str], receiver: str) -> None:
+    """Routing only: `amtool config routes test` does not apply inhibit_rules."""
+    result = run(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}", *labels)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split() == [receiver]
+
+
+@pytest.fixture  # one per case: an alert of one case must not inhibit another's
+def alertmanager() -> Iterator[str]:
+    """A real Alertmanager (Debian's prometheus-alertmanager) on the repository's config."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        pytest.fail("prometheus-alertmanager is not installed: "
+                    "apt-get update && apt-get install -y prometheus-alertmanager")
+    workdir = Path(tempfile.mkdtemp(prefix="alertmanager-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (workdir / "log").open("wb") as log:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={ALERTMANAGER}", f"--storage.path={workdir}",
+             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+             "--log.level=warn"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("alertmanager did not start: " + (workdir / "log").read_text())
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def post_alerts(url: str, alerts: list[dict[str, str]]) -> None:
+    now = datetime.now(UTC)
+    body = [{"labels": labels, "startsAt": now.isoformat(),
+             "endsAt": (now + timedelta(minutes=10)).isoformat()} for labels in alerts]
+    request = urllib.request.Request(f"{url}/api/v2/alerts", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
+def not_inhibited(url: str, names: set[str]) -> set[str]:
+    """Names among ``names`` whose alerts Alertmanager would notify (not inhibited)."""
+    with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as resp:
+        alerts = json.load(resp)
+    return {a["labels"]["alertname"] for a in alerts
+            if a["labels"]["alertname"] in names and not a["status"]["inhibitedBy"]}
+
+
+@pytest.mark.services  # a real Alertmanager, started by the test itself
+@pytest.mark.parametrize(
+    ("cause", "symptoms"),
+    [
+        # Redis down: the decaying gauges fire the product drops (alert_latency.test.yml).
+        ("LeadlineRedisDown", ["LeadlineActiveUsersDrop", "LeadlineRevenueDrop",
+                               "LeadlineConversionRatioDrop", "LeadlineMetricsStale"]),
+        ("LeadlineBrokerDown", ["LeadlineNoEvents", "LeadlineActiveUsersDrop",
+                                "LeadlineEventLagHigh"]),
+        ("LeadlineRevenueStalled", ["LeadlineRevenueDrop"]),
+    ],
+)
+def test_alertmanager_inhibits(alertmanager: str, cause: str, symptoms: list[str]) -> None:
+    """With the cause firing, Alertmanager notifies the cause only (inhibit_rules)."""
+    tag = f"{cause}-{time.monotonic_ns()}"  # keep the cases' alerts apart
+    alerts = [{"alertname": cause, "severity": "page", "case": tag}]
+    alerts += [{"alertname": s, "severity": "page", "platform": "all", "case": tag}
+               for s in symptoms]
+    post_alerts(alertmanager, alerts)
+    names = {cause, *symptoms}
+    deadline = time.monotonic() + 10
+    while (left := not_inhibited(alertmanager, names)) != {cause}:
+        assert time.monotonic() < deadline, f"not inhibited: {sorted(left)}"
+        time.sleep(0.2)

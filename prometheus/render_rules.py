@@ -1,0 +1,145 @@
+"""Render the absolute ``runbook_url`` and ``dashboard_url`` of every alert rule.
+
+Prometheus rule files cannot read a setting, so the two link annotations are written
+into ``prometheus/rules/*.rules.yml`` by this script; everything else in those files
+is edited by hand. Every alert must carry both lines (``runbook_url: ...`` and
+``dashboard_url: ...``); each is replaced in place, comments and layout kept.
+
+Settings (environment, or the options of the same name):
+
+- ``LEADLINE_RUNBOOK_URL``: where ``docs/runbook.md`` is served (rendered markdown:
+  a Git host's file view, a wiki, an internal docs site). Default: a placeholder.
+- ``LEADLINE_GRAFANA_URL``: Grafana's root URL. Default ``http://localhost:3000``
+  (the docker-compose stack).
+
+Usage, from the repository root::
+
+    python prometheus/render_rules.py            # rewrite the committed rules (defaults)
+    python prometheus/render_rules.py --check    # exit 1 if they are out of date
+    LEADLINE_RUNBOOK_URL=https://git.example.org/leadline/-/blob/main/docs/runbook.md \\
+    LEADLINE_GRAFANA_URL=https://grafana.example.org \\
+        python prometheus/render_rules.py --out /etc/prometheus/rules   # a deployment
+
+The committed files always hold the defaults (``--check`` compares with them); a
+deployment renders its own copy with ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+REPO = Path(__file__).resolve().parents[1]
+RULES_DIR = REPO / "prometheus" / "rules"
+DASHBOARDS_DIR = REPO / "grafana" / "dashboards"
+
+DEFAULT_RUNBOOK_URL = "https://leadline.example.com/docs/runbook.md"
+DEFAULT_GRAFANA_URL = "http://localhost:3000"
+
+LEADING = "leading-indicators.json"
+PIPELINE = "pipeline-health.json"
+
+#: alert -> (dashboard file, panel title, template variables). A value may use the
+#: alert's labels (Go template, rendered by Prometheus when the alert fires).
+PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "LeadlineActiveUsersDrop": (
+        LEADING, "Active users by window", {"platform": "{{$labels.platform}}"}),
+    "LeadlineConversionRatioDrop": (
+        LEADING, "Conversion ratio ($window)",
+        {"platform": "{{$labels.platform}}", "window": "1h"}),
+    "LeadlineRevenueDrop": (LEADING, "Revenue by currency ($window)", {"window": "1h"}),
+    "LeadlineRevenueStalled": (LEADING, "Revenue by currency ($window)", {"window": "1h"}),
+    "LeadlineSignupsStalled": (
+        LEADING, "Signups ($window)", {"platform": "all", "window": "1h"}),
+    "LeadlineNoEvents": (PIPELINE, "Events received and processed", {}),
+    "LeadlineDeadLetterRatioHigh": (PIPELINE, "Dead-letter ratio", {}),
+    "LeadlineEventLagHigh": (PIPELINE, "Event lag (processing time - event time)", {}),
+    "LeadlineWorkerDown": (PIPELINE, "Workers up", {}),
+    "LeadlineMetricsStale": (PIPELINE, "Watermark age by worker", {}),
+    "LeadlinePartitionStalled": (PIPELINE, "Consumer lag by partition", {}),
+    "LeadlineRedisDown": (PIPELINE, "Redis and broker up", {}),
+    "LeadlineBrokerDown": (PIPELINE, "Redis and broker up", {}),
+}
+
+_ALERT = re.compile(r"^\s*- alert: (\w+)\s*$")
+_LINK = re.compile(r"^(\s*)(runbook_url|dashboard_url): .*$")
+
+
+class RenderError(ValueError):
+    pass
+
+
+def panel_link(grafana_url: str, board_file: str, title: str, variables: dict[str, str]) -> str:
+    """``<grafana>/d/<uid>?viewPanel=<id>&var-...``, the panel looked up by title in
+    the committed dashboard JSON (a renamed panel fails the render)."""
+    board = json.loads((DASHBOARDS_DIR / board_file).read_text())
+    panels = [p for top in board["panels"] for p in (top, *top.get("panels", []))]
+    ids = [p["id"] for p in panels if p.get("title") == title]
+    if len(ids) != 1:
+        raise RenderError(f"{board_file} has {len(ids)} panels titled {title!r}")
+    params = {"orgId": "1", "viewPanel": str(ids[0])}
+    params |= {f"var-{k}": v for k, v in variables.items()}
+    # Keep the Go template ({{$labels.x}}) intact: Prometheus renders it into a plain
+    # label value (a platform name) when the alert fires.
+    query = urlencode(params, safe="{}$.", quote_via=quote)
+    return f"{grafana_url.rstrip('/')}/d/{board['uid']}?{query}"
+
+
+def render(text: str, runbook_url: str, grafana_url: str) -> str:
+    """The rule file ``text`` with every alert's link annotations rendered."""
+    out, alert, seen = [], None, {}
+    for line in text.splitlines(keepends=True):
+        if m := _ALERT.match(line):
+            alert = m.group(1)
+        elif (m := _LINK.match(line)) and alert is not None:
+            indent, key = m.groups()
+            if key == "runbook_url":
+                value = f"{runbook_url}#{alert.lower()}"
+            else:
+                if alert not in PANELS:
+                    raise RenderError(f"no dashboard panel for {alert} in PANELS")
+                value = panel_link(grafana_url, *PANELS[alert])
+            line = f"{indent}{key}: '{value}'\n"
+            seen.setdefault(alert, set()).add(key)
+        out.append(line)
+    for name, keys in seen.items():
+        if keys != {"runbook_url", "dashboard_url"}:
+            raise RenderError(f"alert {name} lacks {({'runbook_url', 'dashboard_url'} - keys)}")
+    return "".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runbook-url",
+                        default=os.environ.get("LEADLINE_RUNBOOK_URL", DEFAULT_RUNBOOK_URL))
+    parser.add_argument("--grafana-url",
+                        default=os.environ.get("LEADLINE_GRAFANA_URL", DEFAULT_GRAFANA_URL))
+    parser.add_argument("--out", type=Path, default=RULES_DIR, help="output directory")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if the committed rules differ from the defaults' rendering")
+    args = parser.parse_args(argv)
+    for url in (args.runbook_url, args.grafana_url):
+        if not re.match(r"https?://[^/]+", url):
+            parser.error(f"not an absolute http(s) URL: {url!r}")
+    stale = []
+    for path in sorted(RULES_DIR.glob("*.rules.yml")):
+        text = path.read_text()
+        if args.check:
+            if render(text, DEFAULT_RUNBOOK_URL, DEFAULT_GRAFANA_URL) != text:
+                stale.append(path)
+            continue
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / path.name).write_text(render(text, args.runbook_url, args.grafana_url))
+        print(f"wrote {args.out / path.name}")
+    for path in stale:
+        print(f"{path} is out of date: run python prometheus/render_rules.py", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
