@@ -25,9 +25,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from leadline.embedded import services
 from leadline.embedded.services import Service
-from tests.faults import health
+from tests.faults import health, start_and_send_half
 from tests.support.compare import mismatches
-from tests.support.oracle import generate
 from tests.support.worker import Pipeline, StartService, StartWorker, wait_for
 
 pytestmark = pytest.mark.slow
@@ -105,14 +104,8 @@ def test_a_restarted_broker_is_reconnected_to_and_nothing_is_lost_or_counted_twi
     (tmp_path / "broker2").mkdir()
     broker = start_service(s3_broker(s3, bucket, tmp_path / "broker1"))
     pipeline = Pipeline(broker, redis_server, tmp_path)
-    messages, truth = generate(time.time(), seed=67, events=6000)
-    half = len(messages) // 2
-    worker = start_worker(pipeline).wait_ready()
-    assert worker.proc is not None
-    pid = worker.proc.pid
-    pipeline.send(messages[:half])
-    wait_for(lambda: health(worker, "leadline_events_received_total") == half,
-             timeout=30, what="first half read")
+    run = start_and_send_half(pipeline, start_worker, seed=67, events=6000)
+    worker, pid, messages, truth, half = run.worker, run.pid, run.messages, run.truth, run.half
     wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=10,
              what="leadline_broker_up 1 before the crash")
     assert object_count(s3, bucket) > 0, "tansu wrote nothing to S3"

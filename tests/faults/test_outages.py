@@ -25,9 +25,8 @@ from leadline.embedded.services import Service
 from leadline.serving.exposition import MetricsEndpoint
 from leadline.serving.health import Health
 from leadline.serving.view import ServingView
-from tests.faults import health, processed
+from tests.faults import health, processed, start_and_send_half
 from tests.support.compare import mismatches
-from tests.support.oracle import generate
 from tests.support.worker import Pipeline, StartServer, StartWorker, wait_for
 
 pytestmark = pytest.mark.slow
@@ -58,14 +57,8 @@ def test_redis_killed_then_restarted_empty(
     start_worker: StartWorker,
 ) -> None:
     pipeline = Pipeline(broker, own_redis, tmp_path)
-    messages, truth = generate(time.time(), seed=43, events=8000)
-    half = len(messages) // 2
-    worker = start_worker(pipeline).wait_ready()
-    assert worker.proc is not None
-    pid = worker.proc.pid
-    pipeline.send(messages[:half])
-    wait_for(lambda: health(worker, "leadline_events_received_total") == half, timeout=30,
-             what="first half read")
+    run = start_and_send_half(pipeline, start_worker, seed=43, events=8000)
+    worker, pid, messages, truth, half = run.worker, run.pid, run.messages, run.truth, run.half
     assert health(worker, "leadline_redis_up") == 1
     own_redis.stop(signal.SIGKILL)
     # Down: /metrics still answers and says so; consuming goes on.
@@ -98,14 +91,8 @@ def test_a_stalled_broker_is_ridden_out_and_nothing_is_lost(
     broker = start_broker()
     assert broker.proc is not None
     pipeline = Pipeline(broker, redis_server, tmp_path)
-    messages, truth = generate(time.time(), seed=47, events=6000)
-    half = len(messages) // 2
-    worker = start_worker(pipeline).wait_ready()
-    assert worker.proc is not None
-    pid = worker.proc.pid
-    pipeline.send(messages[:half])
-    wait_for(lambda: health(worker, "leadline_events_received_total") == half,
-             timeout=30, what="first half read")
+    run = start_and_send_half(pipeline, start_worker, seed=47, events=6000)
+    worker, pid, messages, truth, half = run.worker, run.pid, run.messages, run.truth, run.half
     wait_for(lambda: health(worker, "leadline_broker_up") == 1, timeout=10,
              what="leadline_broker_up 1")
     os.kill(broker.proc.pid, signal.SIGSTOP)
