@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 LINKS := $(VENV)/.linked
 # The folders installed as leadline.<name> (pyproject.toml's package-dir).
-PACKAGES := config events aggregators serving streams embedded simulator cli
+PACKAGES := config events aggregators serving streams state embedded simulator cli
 
 install: $(LINKS)
 

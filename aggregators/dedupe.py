@@ -1,11 +1,11 @@
-"""Idempotency: an ``event_id`` seen again within 24 hours counts once.
+"""Idempotency: an ``event_id`` seen again within the horizon (24 hours) counts once.
 
 Per partition of the by-user topic (a user's events, and so all copies of an event,
 share one partition). Each id is remembered with the offset of its first occurrence,
 so a *replay* of that same message after a crash is told apart from a true
 duplicate: the replay is processed again (cell stamps then skip what is already
 counted), the duplicate is dropped. Ids are kept as 64-bit xxh3 hashes in hourly
-generations; a generation is forgotten 25 hours after it started.
+generations; a generation is forgotten the horizon plus an hour after it started.
 
 Layout, and why
 ---------------
@@ -24,6 +24,12 @@ are held in a few large numpy arrays, ~16-26 bytes per id (``docs/performance.md
   counter (the last two while the older is no bigger; a linear merge, no sort), so an
   hour has ~log2(ids / LIVE_MAX) runs and an id is merged that often; when the hour is
   over its runs become one (one search per lookup).
+* **Past hours in files** (with ``spill``, as the worker runs): once its hour is over a
+  generation is one run, written to two files and read back through ``np.memmap``. Its
+  pages are then the kernel's page cache, dropped under memory pressure, and the
+  process keeps only the filter for it. Lookups reach a past hour only through the
+  filter (a true duplicate, a replay or a false candidate), so few of its pages are
+  touched.
 * **Loaded chunks** (``load_chunk``; at recovery many per hour, in any order, for any
   hour, the live one included) are queued per generation as they are and sorted into
   one run (duplicates: the minimum offset) at the next lookup.
@@ -49,18 +55,23 @@ the same for one event without numpy.
 
 from __future__ import annotations
 
+import shutil
 import struct
 import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from itertools import repeat
+from itertools import count, repeat
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
 
-RETENTION = 25 * 3600
 HOUR = 3600
+#: A repeat within this many seconds is a duplicate (SPEC: 24 h; LEADLINE_DEDUPE_HORIZON).
+HORIZON = 24 * HOUR
+#: How long the ids of the default horizon are kept: whole hours, so an hour more.
+RETENTION = HORIZON + HOUR
 _ENTRY = struct.Struct("<QQ")
 
 # Ids of the live dict before they are sorted into a run (~110 B an id while there): a
@@ -94,14 +105,23 @@ def _hour(now: float) -> int:
 class _Run:
     """Hashes sorted and unique, with the minimum first offset of each."""
 
-    __slots__ = ("hashes", "hview", "offsets", "oview")
+    __slots__ = ("files", "hashes", "hview", "offsets", "oview")
 
-    def __init__(self, hashes: U64, offsets: I64) -> None:
+    def __init__(self, hashes: U64, offsets: I64, files: tuple[Path, Path] | None = None) -> None:
         self.hashes = hashes
         self.offsets = offsets
         # Python ints without a numpy call, for bisect on one hash
         self.hview = hashes.data
         self.oview = offsets.data
+        #: The files the arrays are mapped from (a sealed hour's run), else None.
+        self.files = files
+
+    def release(self) -> None:
+        """Delete the run's files (their pages stay readable until the arrays go)."""
+        if self.files is not None:
+            for path in self.files:
+                path.unlink(missing_ok=True)
+            self.files = None
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -167,9 +187,23 @@ class _Gen:
 
 
 class Deduper:
-    """Seen ids of one partition. ``take_chunk`` batches new ids for the changelog."""
+    """Seen ids of one partition. ``take_chunk`` batches new ids for the changelog.
 
-    def __init__(self) -> None:
+    ``horizon``: how long (s) a repeat counts as a duplicate; an id is remembered at
+    least that long and at most an hour more (generations are hours).
+    ``spill``: a directory (emptied here) to write each hour's run to once the hour is
+    over; the run is then read through a memory map, so the kernel keeps its pages in
+    the page cache or drops them, and the process holds ~4-8 B an id (the filter)
+    instead of ~20-26.
+    """
+
+    def __init__(self, horizon: float = HORIZON, spill: Path | None = None) -> None:
+        self.retention = horizon + HOUR
+        self._spill = spill
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
+            spill.mkdir(parents=True)
+        self._names = count()
         self._gens: dict[int, _Gen] = {}
         self._live: dict[int, int] = {}
         self._live_hour: int | None = None
@@ -212,9 +246,10 @@ class Deduper:
             len(chunk) for gen in self._gens.values() for chunk in gen.pending)
 
     def nbytes(self) -> int:
-        """Memory held (arrays exactly, the live dict estimated from object sizes)."""
+        """Memory held (arrays exactly, the live dict estimated from object sizes); runs
+        in files are not counted (see :meth:`disk_bytes`)."""
         arrays = sum(r.hashes.nbytes + r.offsets.nbytes
-                     for gen in self._gens.values() for r in gen.runs)
+                     for gen in self._gens.values() for r in gen.runs if r.files is None)
         arrays += sum(chunk.nbytes for gen in self._gens.values() for chunk in gen.pending)
         arrays += self._slots.nbytes + (0 if self._next is None else self._next.nbytes)
         # a live entry: its dict slot share, a hash int and an offset int (also listed in
@@ -222,6 +257,11 @@ class Deduper:
         live = sys.getsizeof(self._live) + len(self._live) * _LIVE_INTS
         pending = sys.getsizeof(self._new_hashes) + sys.getsizeof(self._new_offsets)
         return arrays + live + pending
+
+    def disk_bytes(self) -> int:
+        """Bytes of the runs written to files."""
+        return sum(r.hashes.nbytes + r.offsets.nbytes
+                   for gen in self._gens.values() for r in gen.runs if r.files is not None)
 
     def is_duplicate(self, event_id: str, offset: int, now: float) -> bool:
         """True if another message already carried this id (a replay of itself is not)."""
@@ -350,7 +390,7 @@ class Deduper:
 
     def expire(self, now: float) -> list[int]:
         """Forget generations older than the retention; returns the hours dropped."""
-        cutoff = now - RETENTION
+        cutoff = now - self.retention
         dropped = {hour for hour in self._gens if hour < cutoff}
         if self._live and self._live_hour is not None and self._live_hour < cutoff:
             dropped.add(self._live_hour)
@@ -436,12 +476,11 @@ class Deduper:
         if hour != self._live_hour:
             if self._live:
                 self._flush_live()
-            gen = self._gens.get(self._live_hour) if self._live_hour is not None else None
-            if gen is not None:
-                self._compact(gen)  # the hour is over: one run, one search per lookup
             self._live_hour = hour
+            self._seal()  # the hours before: one run each, one search per lookup
         if self._unsettled:
             self._settle()
+            self._seal()
         self._lo = float(hour)
         self._hi = float(hour + HOUR)
 
@@ -521,15 +560,23 @@ class Deduper:
             self._set_slots(self._next)
             self._next = None
 
-    def _compact(self, gen: _Gen) -> None:
-        while len(gen.runs) > 1:
-            self._merge_last(gen)
+    def _seal(self) -> None:
+        """Every hour before the live one as one run; in a file when spilling."""
+        for gen in self._gens.values():
+            if self._live_hour is not None and gen.hour >= self._live_hour:
+                continue
+            while len(gen.runs) > 1:
+                self._merge_last(gen)
+            if self._spill is not None and gen.runs and gen.runs[0].files is None:
+                gen.runs[0] = _spilled(gen.runs[0], self._spill / f"{gen.hour}-{next(self._names)}")
 
     def _merge_last(self, gen: _Gen) -> None:
         """Merge the last two runs of ``gen`` (an id in both is then counted once)."""
         b = gen.runs.pop()
         a = gen.runs.pop()
         merged = _merge(a, b)
+        a.release()
+        b.release()
         gen.runs.append(merged)
         removed = len(a) + len(b) - len(merged)
         gen.size -= removed
@@ -537,6 +584,8 @@ class Deduper:
 
     def _drop(self, gen: _Gen) -> None:
         self._entries -= gen.size
+        for run in gen.runs:
+            run.release()
         if gen.bit is not None:
             self._by_bit[gen.bit] = None
             clear = np.uint32(~(1 << gen.bit) & 0xFFFFFFFF)
@@ -575,6 +624,16 @@ class Deduper:
         for gen in self._gens.values():
             for run in gen.runs:
                 self._mark(gen, run.hashes)
+
+
+def _spilled(run: _Run, stem: Path) -> _Run:
+    """``run`` written to two files and mapped back read-only."""
+    files = (stem.with_suffix(".hashes"), stem.with_suffix(".offsets"))
+    run.hashes.tofile(files[0])
+    run.offsets.tofile(files[1])
+    hashes = np.memmap(files[0], dtype=np.uint64, mode="r")
+    offsets = np.memmap(files[1], dtype=np.int64, mode="r")
+    return _Run(hashes, offsets, files)
 
 
 def _set_bit(slots: npt.NDArray[np.uint32], bit: int, hashes: U64) -> None:

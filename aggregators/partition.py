@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from leadline.aggregators import surveys
@@ -86,7 +87,8 @@ def _roles(definitions: Definitions) -> dict[str, _Role]:
 class PartitionState:
     """Cells and per-user state of one partition, plus what changed since the last flush."""
 
-    def __init__(self, definitions: Definitions) -> None:
+    def __init__(self, definitions: Definitions,
+                 users: MutableMapping[str, bytes] | None = None) -> None:
         self.plan = WindowPlan(definitions.window_seconds)
         self.labels = LabelSets(definitions)
         self._resolutions = [(r, self.plan.horizon(r)) for r in self.plan.resolutions]
@@ -98,8 +100,9 @@ class PartitionState:
         self._subscriptions = SubscriptionRule(self.labels.currency)
         self.cells: dict[CellKey, Cell] = {}
         self._dirty: set[CellKey] = set()
-        # identity -> encoded UserState (at rest); decoded ones of the current batch
-        self.users: dict[str, bytes] = {}
+        # identity -> encoded UserState (at rest: a dict, or the worker's local store,
+        # state/local.py); the decoded ones changed since the last take_dirty_users
+        self.users: MutableMapping[str, bytes] = {} if users is None else users
         self._decoded: dict[str, UserState] = {}
         self._dirty_users: set[str] = set()
         longest = max(self.plan.horizon(r) for r in self.plan.resolutions)
@@ -331,10 +334,12 @@ class PartitionState:
         Must be written after the cells of the same :meth:`take_dirty`.
         """
         out = {}
+        records = {}
         for identity in self._dirty_users:
             user = self._decoded[identity]
-            data = self.users[identity] = user.encode()
+            data = records[identity] = user.encode()
             out[identity] = (user.stamp, data)
+        self.users.update(records)  # one write batch in the local store
         self._dirty_users.clear()
         self._decoded.clear()
         return out
@@ -375,8 +380,7 @@ class PartitionState:
             self._decoded.pop(identity, None)
             if new is None:
                 del self.users[identity]
-            else:
-                self.users[identity] = new
+        self.users.update({i: new for i, new in out.items() if new is not None})
         return out
 
     def expired(self, now: float) -> list[CellKey]:
@@ -390,10 +394,13 @@ class PartitionState:
 
     def nbytes(self) -> dict[str, int]:
         """Memory held by the cells and by the users at rest (an estimate from object
-        sizes; the per-batch decoded users are left out)."""
+        sizes; the per-batch decoded users are left out). Users in the worker's local
+        store take no heap: the store reports its own memory (``state/local.py``)."""
         cells = sys.getsizeof(self.cells) + len(self.cells) * _CELL_KEY + sum(
             cell.nbytes() for cell in self.cells.values())
         users = self.users
+        if not isinstance(users, dict):
+            return {"cells": cells, "users": 0}
         # identity strings (ASCII: header + 1 byte a character), records, the dict
         keys = len(users) * _STR + sum(map(len, users))
         values = len(users) * _BYTES + sum(map(len, users.values()))

@@ -12,8 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    ByteSize,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leadline.config.definitions import parse_duration
 
 EMBEDDED = "embedded"
 DEFAULT_EMBEDDED_BROKER_PORT = 19092
@@ -60,7 +69,22 @@ class Settings(BaseSettings):
         "default: the bundled `config/leadline.yaml`.",
     )
     data_dir: Path = Field(
-        default=Path("var/worker"), description="Faust's data directory for this worker."
+        default=Path("var/worker"),
+        description="This worker's own directory: Faust's data and the local state store "
+        "(`state/`, per-user records on disk; emptied at every start, refilled from the "
+        "changelog).",
+    )
+    dedupe_horizon: str = Field(
+        default="24h",
+        description="A repeated `event_id` within this long counts once (SPEC: 24h). "
+        "Shorter only to let a soak reach steady state in minutes: ids are kept this long "
+        "plus up to an hour.",
+    )
+    memory_budget: ByteSize = Field(
+        default=ByteSize(512 * 1024**2), ge=64 * 1024**2,
+        description="RAM budget of the worker's state, a size such as `512MiB` or `2GiB`. "
+        "A quarter is the local store's cache (its RAM does not grow with the users it "
+        "holds); see docs/performance.md for what the rest holds.",
     )
     embedded_broker_port: int = Field(default=DEFAULT_EMBEDDED_BROKER_PORT, ge=1, le=65535)
     embedded_redis_port: int = Field(default=DEFAULT_EMBEDDED_REDIS_PORT, ge=1, le=65535)
@@ -124,6 +148,18 @@ class Settings(BaseSettings):
             if path is not None and not path.is_file():
                 raise ValueError(f"LEADLINE_{field.upper()}: no such file: {path}")
         return self
+
+    @field_validator("dedupe_horizon")
+    @classmethod
+    def _horizon(cls, value: str) -> str:
+        seconds = parse_duration(value)
+        if seconds > 7 * 86400:
+            raise ValueError(f"{value!r} is longer than 7d")
+        return value
+
+    @property
+    def dedupe_horizon_seconds(self) -> int:
+        return parse_duration(self.dedupe_horizon)
 
     @field_validator("broker")
     @classmethod

@@ -36,6 +36,7 @@ from leadline.events.decoder import Decoder
 from leadline.serving.exposition import MetricsEndpoint
 from leadline.serving.health import Health
 from leadline.serving.view import ServingView
+from leadline.state.local import BUDGET_SHARE, LocalStore
 from leadline.streams import agents, connectivity, handover, maintenance, web
 from leadline.streams.context import WorkerContext
 from leadline.streams.faust_adapter import BatchTransport, ConsumerHooks
@@ -102,7 +103,10 @@ def create_app(settings: Settings, definitions: Definitions) -> WorkerContext:
     hooks.on_fetch_failed = health.fetch_failed
     hooks.on_fetch_resumed = health.fetch_resumed
     view = ServingView(redis, settings.redis_prefix, settings.partitions)
-    store = PartitionStore(definitions, table)
+    local = LocalStore(settings.data_dir / "state",
+                       round(settings.memory_budget * BUDGET_SHARE))
+    store = PartitionStore(definitions, table, local, ids=settings.data_dir / "ids",
+                           horizon=settings.dedupe_horizon_seconds)
     context = WorkerContext(
         settings=settings,
         definitions=definitions,

@@ -103,3 +103,5 @@ def register(worker: WorkerContext) -> None:
             "cells": sum(size["cells"] for size in sizes),
             "view_cells": worker.view.nbytes(),
         }
+        if store.local is not None:
+            worker.health.state_bytes["local_store"] = store.local.memory()

@@ -25,14 +25,17 @@ that already hold it.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
-from leadline.aggregators.dedupe import HOUR, RETENTION, Deduper
+from leadline.aggregators.dedupe import HORIZON, HOUR, Deduper
 from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
+from leadline.state.local import USERS, LocalStore
 from leadline.streams.faust_adapter import recovered_keys
 
 log = logging.getLogger(__name__)
@@ -58,13 +61,27 @@ def link_table_key(p: int, anon: str) -> bytes:
 #: How often per-user state is swept for times no window can show any more (s).
 USER_PRUNE_INTERVAL = 3600.0
 
+#: Recovered user records are written to the local store in batches of this many.
+_LOAD_BATCH = 10_000
+
 
 class PartitionStore:
-    """In-memory working state of the partitions this worker owns."""
+    """Working state of the partitions this worker owns.
 
-    def __init__(self, definitions: Definitions, table: Any) -> None:
+    Cells, links and the event ids of the current hour are in memory. When they are
+    given, per-user states are in ``local`` (on disk, ``state/local.py``) and the event
+    ids of past hours in files under ``ids`` (``aggregators/dedupe.py``); else in memory
+    too. ``horizon``: the dedupe horizon (s).
+    """
+
+    def __init__(self, definitions: Definitions, table: Any,
+                 local: LocalStore | None = None, *, ids: Path | None = None,
+                 horizon: float = HORIZON) -> None:
         self.definitions = definitions
         self.table = table
+        self.local = local
+        self.ids = ids
+        self.horizon = horizon
         self.states: dict[int, PartitionState] = {}
         self.dedupers: dict[int, Deduper] = {}
         #: Identity links of each partition (forward stitching of anonymous ids).
@@ -88,10 +105,13 @@ class PartitionStore:
         if not new:
             return set()
         for p in new:
-            self.states[p] = PartitionState(self.definitions)
-            self.dedupers[p] = Deduper()
+            users = None if self.local is None else self.local.records(USERS, p)
+            self.states[p] = PartitionState(self.definitions, users)
+            spill = None if self.ids is None else self.ids / str(p)
+            self.dedupers[p] = Deduper(self.horizon, spill)
             self.links[p] = Links()
         loaded: dict[int, int] = defaultdict(int)
+        users_read: dict[int, dict[str, bytes]] = defaultdict(dict)
         for raw_key, value in list(self.table.data.items()):
             text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
             p_text, kind, rest = text.split("|", 2)
@@ -101,7 +121,11 @@ class PartitionStore:
             if kind == "c":
                 self.states[p].load(parse_key(rest), value)
             elif kind == "u":
-                self.states[p].load_user(rest, value)
+                batch = users_read[p]
+                batch[rest] = value
+                if len(batch) >= _LOAD_BATCH:
+                    self.states[p].users.update(batch)
+                    batch.clear()
             elif kind == "l":
                 self.links[p].load(rest, value)
             elif kind == "d":
@@ -112,6 +136,8 @@ class PartitionStore:
             else:
                 continue
             loaded[p] += 1
+        for p, batch in users_read.items():
+            self.states[p].users.update(batch)
         log.info("recovered partitions %s (%s table records)", sorted(new), dict(loaded))
         return new
 
@@ -140,8 +166,12 @@ class PartitionStore:
         if not partitions:
             return 0
         for p in partitions:
-            self.states.pop(p, None)
+            state = self.states.pop(p, None)
+            if state is not None:
+                state.users.clear()  # the local store's records of p
             self.dedupers.pop(p, None)
+            if self.ids is not None:
+                shutil.rmtree(self.ids / str(p), ignore_errors=True)  # its spilled runs
             self.links.pop(p, None)
             self._pruned_at.pop(p, None)
             self._chunk_keys.pop(p, None)
@@ -212,7 +242,7 @@ class PartitionStore:
             self._write(p, cell_table_key(p, key), None)
         self.dedupers[p].expire(now)
         chunks = self._chunk_keys.get(p, {})
-        for hour in [h for h in chunks if h < now - RETENTION]:
+        for hour in [h for h in chunks if h < now - self.dedupers[p].retention]:
             for chunk_key in chunks.pop(hour):
                 self._write(p, chunk_key, None)
         if now - self._pruned_at.get(p, 0.0) >= USER_PRUNE_INTERVAL:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -10,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadline.aggregators import dedupe
-from leadline.aggregators.dedupe import _ENTRY, HOUR, LIVE_MAX, RETENTION, Deduper, id_hash
+from leadline.aggregators.dedupe import (
+    _ENTRY,
+    HORIZON,
+    HOUR,
+    LIVE_MAX,
+    RETENTION,
+    Deduper,
+    id_hash,
+)
 
 NOW = 1_700_000_000.0  # 22:13:20 UTC
 GEN = int(NOW // HOUR) * HOUR
@@ -260,7 +270,8 @@ def test_the_filter_grows_and_shrinks_without_losing_ids(batch: bool) -> None:
 class Model:
     """The oracle: one plain dict per hour; an id's first offset is its least one."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: float = RETENTION) -> None:
+        self.retention = retention
         self.gens: dict[int, dict[int, int]] = {}
         self.new: list[tuple[int, int]] = []
 
@@ -284,7 +295,7 @@ class Model:
             gen[h] = min(o, gen.get(h, o))
 
     def expire(self, now: float) -> list[int]:
-        dropped = sorted(hour for hour in self.gens if hour < now - RETENTION)
+        dropped = sorted(hour for hour in self.gens if hour < now - self.retention)
         for hour in dropped:
             del self.gens[hour]
         return dropped
@@ -333,6 +344,8 @@ operations = st.lists(
     st.sampled_from([1, 2, 3, dedupe._BITS]),
     st.sampled_from([1, 4, dedupe._MIN_SLOTS]),
     st.sampled_from([0, dedupe._SCALAR_PROBES]),
+    st.booleans(),
+    st.sampled_from([HORIZON, 600]),
 )
 def test_against_the_model(
     ops: list[tuple[str, Any]],
@@ -341,9 +354,27 @@ def test_against_the_model(
     bits: int,
     min_slots: int,
     scalar_probes: int,
+    spill: bool,
+    horizon: int,
 ) -> None:
     """Batches (duplicates, replays), time passing 25 h and more, changelog chunks,
-    recovery into a fresh deduper, chunks loaded into a live one, expiry."""
+    recovery into a fresh deduper, chunks loaded into a live one, expiry; past hours in
+    memory or in files; the SPEC's 24 h horizon or a short one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _against_the_model(ops, live_max, vector_min, bits, min_slots, scalar_probes,
+                           Path(tmp) / "ids" if spill else None, horizon)
+
+
+def _against_the_model(
+    ops: list[tuple[str, Any]],
+    live_max: int,
+    vector_min: int,
+    bits: int,
+    min_slots: int,
+    scalar_probes: int,
+    spill: Path | None,
+    horizon: int,
+) -> None:
     with patch.multiple(
         dedupe,
         LIVE_MAX=live_max,
@@ -352,7 +383,7 @@ def test_against_the_model(
         _MIN_SLOTS=min_slots,
         _SCALAR_PROBES=scalar_probes,
     ):
-        d, model = Deduper(), Model()
+        d, model = Deduper(horizon, spill), Model(horizon + HOUR)
         now = NOW
         offset = 0
         sent: list[tuple[str, int]] = []
@@ -382,10 +413,10 @@ def test_against_the_model(
                     log.append((int(now // HOUR) * HOUR, chunk))
             elif op == "expire":
                 assert d.expire(now) == model.expire(now)
-                log = [(hour, c) for hour, c in log if hour >= now - RETENTION]
+                log = [(hour, c) for hour, c in log if hour >= now - model.retention]
             elif op == "recover":
                 # a crash: what was not flushed is lost; a new deduper loads the changelog
-                d, model = Deduper(), Model()
+                d, model = Deduper(horizon, spill), Model(horizon + HOUR)
                 order = list(log)
                 arg.shuffle(order)
                 for hour, chunk in order:
@@ -409,6 +440,11 @@ def test_against_the_model(
                 log.append((hour, chunk))
             assert sorted(d.hours()) == model.hours()
             assert len(d) == len(model)
+            if spill is not None:  # past hours in files, only theirs, and nothing else
+                files = {f for g in d._gens.values() for r in g.runs for f in r.files or ()}
+                assert set(spill.iterdir()) == files
+                assert all(g.hour >= (d._live_hour or 0) or len(g.runs) <= 1
+                           for g in d._gens.values() if not g.pending)
         # everything the model remembers, with its first offset
         for n, e in enumerate(IDS):
             probes = list(range(offset + 2))
@@ -418,3 +454,41 @@ def test_against_the_model(
             assert d.check_batch([e] * len(probes), probes, now) == expected
             expected = [model.is_duplicate(e, o, now) for o in probes]
             assert [d.is_duplicate(e, o, now) for o in probes] == expected
+
+
+def test_past_hours_go_to_files_and_leave_the_heap(tmp_path: Path) -> None:
+    spill = tmp_path / "ids"
+    d = Deduper(spill=spill)
+    in_memory = Deduper()
+    hours = [[f"h{h}-{i}" for i in range(5000)] for h in range(3)]
+    offset = 0
+    for h, ids in enumerate(hours):
+        for dd in (d, in_memory):
+            assert dd.check_batch(ids, range(offset, offset + len(ids)), NOW + h * HOUR) == [
+                False] * len(ids)
+        offset += len(ids)
+    # hours 0 and 1 are over: one file pair each, mapped; hour 2 is live, in memory
+    assert len(list(spill.iterdir())) == 4
+    assert d.disk_bytes() == 2 * 5000 * 16
+    assert d.nbytes() < in_memory.nbytes() - 2 * 5000 * 16 + 1
+    probe = hours[0][:100] + hours[1][-100:] + ["new"]
+    expected = in_memory.check_batch(probe, [10**6] * len(probe), NOW + 2 * HOUR)
+    assert d.check_batch(probe, [10**6] * len(probe), NOW + 2 * HOUR) == expected
+    assert expected == [True] * 200 + [False]
+    assert [d.is_duplicate(i, 0, NOW + 2 * HOUR) for i in ("h0-0", "h1-0")] == [False, True]
+    # expiry deletes a past hour's files with it
+    d.expire(GEN + RETENTION + 1)
+    assert len(list(spill.iterdir())) == 2
+    # a new deduper on the directory starts empty (the changelog refills it)
+    again = Deduper(spill=spill)
+    assert not list(spill.iterdir()) and not again.is_duplicate("h1-0", 1, NOW + 2 * HOUR)
+
+
+def test_a_shorter_horizon_forgets_sooner() -> None:
+    d = Deduper(horizon=600)
+    assert d.retention == 600 + HOUR
+    d.is_duplicate("a", 1, NOW)
+    assert d.is_duplicate("a", 2, NOW + 599)
+    d.check_batch([], [], NOW + 2 * HOUR)
+    assert d.expire(NOW + 2 * HOUR) == [GEN]  # at most the horizon plus an hour
+    assert not d.is_duplicate("a", 3, NOW + 2 * HOUR)

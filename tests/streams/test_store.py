@@ -1,12 +1,20 @@
-"""PartitionStore against a stand-in table: write order, recovery, expiry of users."""
+"""PartitionStore against a stand-in table: write order, recovery, expiry of users.
+
+Every test runs twice: users in memory, and users in the worker's local store on disk
+(``state/local.py``), as the worker keeps them.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from leadline.config.definitions import load_definitions
 from leadline.events.model import Event
+from leadline.state.local import LocalStore
 from leadline.streams.store import USER_PRUNE_INTERVAL, PartitionStore, user_table_key
 
 D = load_definitions()
@@ -29,9 +37,31 @@ def recover(table: Table, records: list[tuple[int, bytes, bytes | None]]) -> Non
             table.data[key] = value
 
 
-def _store() -> tuple[PartitionStore, Table]:
+NewStore = Callable[["Table"], PartitionStore]
+
+
+@pytest.fixture(params=["memory", "local"])
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewStore]:
+    """A factory of stores; with "local", each has its own local store and id files
+    under tmp_path."""
+    opened: list[LocalStore] = []
+
+    def new(table: Table) -> PartitionStore:
+        if request.param == "memory":
+            return PartitionStore(D, table)
+        n = len(opened)
+        local = LocalStore(tmp_path / f"state{n}", 16 << 20)
+        opened.append(local)
+        return PartitionStore(D, table, local, ids=tmp_path / f"ids{n}")
+
+    yield new
+    for local in opened:
+        local.close()
+
+
+def _store(new_store: NewStore) -> tuple[PartitionStore, Table]:
     table = Table()
-    store = PartitionStore(D, table)
+    store = new_store(table)
     store.rebuild({0, 1})
     return store, table
 
@@ -47,8 +77,8 @@ def _flush(store: PartitionStore, p: int) -> list[tuple[int, bytes, bytes | None
     return store.checkpoint(NOW)
 
 
-def test_checkpoint_sends_cells_then_ids_then_users() -> None:
-    store, _ = _store()
+def test_checkpoint_sends_cells_then_ids_then_users(new_store: NewStore) -> None:
+    store, _ = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     _fold(store, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
     _fold(store, 0, 2, Event("e2", "u2", NOW - 3, "product_viewed", "ios"))
@@ -62,15 +92,15 @@ def test_checkpoint_sends_cells_then_ids_then_users() -> None:
     assert all(p == 0 for p, _, _ in sent)
 
 
-def test_rebuild_restores_users_and_replay_skips_what_they_hold() -> None:
-    store, _ = _store()
+def test_rebuild_restores_users_and_replay_skips_what_they_hold(new_store: NewStore) -> None:
+    store, _ = _store(new_store)
     ev = Event("e0", "weird|id", NOW - 5, "signup", "web")
     _fold(store, 1, 7, ev)
     records = _flush(store, 1)
     users = dict(store.states[1].users)
     table = Table()
     recover(table, records)
-    fresh = PartitionStore(D, table)
+    fresh = new_store(table)
     assert fresh.rebuild({1}) == {1}
     assert fresh.states[1].users == users
     fresh.states[1].fold(7, ev, NOW)                       # a replay of offset 7
@@ -80,11 +110,12 @@ def test_rebuild_restores_users_and_replay_skips_what_they_hold() -> None:
     assert fresh.dedupers[1].is_duplicate("e0", 8, NOW)      # a true duplicate
 
 
-def test_the_table_copy_is_dropped_after_recovery_and_nothing_else_reads_it() -> None:
-    store, table = _store()
+def test_the_table_copy_is_dropped_after_recovery_and_nothing_else_reads_it(
+        new_store: NewStore) -> None:
+    store, table = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     recover(table, _flush(store, 0))
-    fresh = PartitionStore(D, table)
+    fresh = new_store(table)
     fresh.rebuild({0})
     assert fresh.drop_table_copy() > 0 and not table.data
     _fold(fresh, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
@@ -93,14 +124,15 @@ def test_the_table_copy_is_dropped_after_recovery_and_nothing_else_reads_it() ->
     assert [k for _, k, _ in records if b"|u|" in k] == [user_table_key(0, "u1")]
 
 
-def test_expire_tombstones_id_chunks_past_the_retention_also_after_recovery() -> None:
-    store, table = _store()
+def test_expire_tombstones_id_chunks_past_the_retention_also_after_recovery(
+        new_store: NewStore) -> None:
+    store, table = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     records = _flush(store, 0)
     chunks = [k for _, k, _ in records if b"|d|" in k]
     assert len(chunks) == 1
     recover(table, records)
-    fresh = PartitionStore(D, table)
+    fresh = new_store(table)
     fresh.rebuild({0})
     fresh.drop_table_copy()
     for s in (store, fresh):
@@ -110,8 +142,8 @@ def test_expire_tombstones_id_chunks_past_the_retention_also_after_recovery() ->
         assert [(k, v) for _, k, v in s.checkpoint(NOW) if b"|d|" in k] == [(chunks[0], None)]
 
 
-def test_expire_prunes_users_at_most_once_per_interval() -> None:
-    store, _ = _store()
+def test_expire_prunes_users_at_most_once_per_interval(new_store: NewStore) -> None:
+    store, _ = _store(new_store)
     _fold(store, 0, 0, Event("e0", "old", NOW - 29 * 86400, "signup"))
     _fold(store, 0, 1, Event("e1", "new", NOW - 60, "signup"))
     _flush(store, 0)
@@ -125,18 +157,23 @@ def test_expire_prunes_users_at_most_once_per_interval() -> None:
     assert not [key for _, key, _ in store.checkpoint(NOW) if b"|u|" in key]
 
 
-def test_losing_a_partition_forgets_its_users() -> None:
-    store, table = _store()
+def test_losing_a_partition_forgets_its_users(new_store: NewStore) -> None:
+    store, table = _store(new_store)
     _fold(store, 1, 0, Event("e0", "u", NOW, "signup"))
     recover(table, _flush(store, 1))  # e.g. Faust recovered them in a later rebalance
     assert any(k.startswith(b"1|") for k in table.data)
+    users = store.states[1].users
+    assert list(users.items())
     store.rebuild({0})
     assert set(store.states) == {0}
     assert not any(k.startswith(b"1|") for k in table.data)  # no stale copy left
+    assert list(users.items()) == []                       # nor in the local store
+    assert store.ids is None or not (store.ids / "1").exists()  # nor its id files
 
 
-def test_a_checkpoint_writes_each_cell_changed_since_the_last_once_in_its_latest_form() -> None:
-    store, _ = _store()
+def test_a_checkpoint_writes_each_cell_changed_since_the_last_once_in_its_latest_form(
+        new_store: NewStore) -> None:
+    store, _ = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     first = store.take_changed(0)
     _fold(store, 0, 1, Event("e1", "u2", NOW - 5, "signup", "web"))
@@ -153,8 +190,9 @@ def test_a_checkpoint_writes_each_cell_changed_since_the_last_once_in_its_latest
     assert store.checkpoint(NOW) == []                       # nothing changed since
 
 
-def test_records_the_broker_did_not_confirm_go_first_at_the_next_checkpoint() -> None:
-    store, _ = _store()
+def test_records_the_broker_did_not_confirm_go_first_at_the_next_checkpoint(
+        new_store: NewStore) -> None:
+    store, _ = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     lost = _flush(store, 0)
     store.unsent(lost)
@@ -163,8 +201,8 @@ def test_records_the_broker_did_not_confirm_go_first_at_the_next_checkpoint() ->
     assert again[:len(lost)] == lost and len(again) > len(lost)
 
 
-def test_an_expired_cell_is_not_written_after_its_tombstone() -> None:
-    store, _ = _store()
+def test_an_expired_cell_is_not_written_after_its_tombstone(new_store: NewStore) -> None:
+    store, _ = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     store.take_changed(0)                                   # a batch; no checkpoint yet
     later = NOW + 40 * 86400
@@ -175,8 +213,8 @@ def test_an_expired_cell_is_not_written_after_its_tombstone() -> None:
     assert tombstoned and not tombstoned & written
 
 
-def test_records_put_back_for_a_partition_handed_over_are_never_sent() -> None:
-    store, _ = _store()
+def test_records_put_back_for_a_partition_handed_over_are_never_sent(new_store: NewStore) -> None:
+    store, _ = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     _fold(store, 1, 0, Event("e1", "u2", NOW - 5, "signup", "web"))
     store.take_changed(0)
@@ -186,10 +224,11 @@ def test_records_put_back_for_a_partition_handed_over_are_never_sent() -> None:
     assert {p for p, _, _ in store.checkpoint(NOW)} == {0}
 
 
-def test_records_a_failed_checkpoint_put_back_outlive_expiry_and_precede_its_tombstones() -> None:
+def test_records_a_failed_checkpoint_put_back_outlive_expiry_and_precede_its_tombstones(
+        new_store: NewStore) -> None:
     """Expiry only queues tombstones: what a failed checkpoint put back is sent by the
     next checkpoint, first, so its offsets are never acked without it."""
-    store, _ = _store()
+    store, _ = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     store.take_changed(0)
     lost = store.checkpoint(NOW)

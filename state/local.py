@@ -1,0 +1,178 @@
+"""The worker's local state store: per-user records on disk, in RocksDB, off the heap.
+
+Per-user state (``aggregators/users.py``) is kept for every user seen in the longest
+window plus a day: at 10M monthly users, as Python ``str`` keys and ``bytes`` values in a
+dict it would take ~2.6 GB of heap. Here it lives in one RocksDB database per worker
+under ``LEADLINE_DATA_DIR/state`` (``rocksdict``, the binding Faust's own rocksdb store
+uses), and the heap holds only the users of the current checkpoint interval.
+
+Memory: RocksDB's block cache and its memtables are charged to one LRU cache (a write
+buffer manager costs the memtables to it), so the store's RAM is bounded by the cache
+size whatever the number of users; the rest of the records sit in files, read through
+the kernel's page cache, which the kernel reclaims under pressure and which is not the
+process's anonymous memory. Index and filter blocks live in that cache too, so they do
+not grow outside it with the data (``docs/performance.md``, "Local store").
+
+The changelog stays the state of record: this store is a cache of it. It is emptied
+when the worker opens it, and a partition's records are loaded again from the
+changelog when the partition is assigned (``streams/store.py``), so it never holds
+anything the changelog does not.
+
+Keys: ``kind (1 byte) | partition (2 bytes, big-endian) | key``, so a partition's
+records of a kind are one contiguous range, dropped with one range delete on revoke.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
+
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteBufferManager,
+    WriteOptions,
+)
+
+USERS = b"u"
+
+#: The local store's cache takes this share of LEADLINE_MEMORY_BUDGET.
+BUDGET_SHARE = 0.25
+
+#: Memtable size: records reach a sorted file after this many bytes of writes.
+_WRITE_BUFFER = 8 << 20
+
+
+class LocalStore:
+    """One RocksDB database holding every owned partition's local records."""
+
+    def __init__(self, path: Path, cache_bytes: int) -> None:
+        self.path = path
+        self.cache_bytes = cache_bytes
+        # A cache of the changelog: what a previous process left is not trusted.
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+        self._cache = Cache(cache_bytes)
+        table = BlockBasedOptions()
+        table.set_block_cache(self._cache)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_bloom_filter(10, False)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(
+            WriteBufferManager.new_write_buffer_manager_with_cache(
+                min(cache_bytes // 2, 2 * _WRITE_BUFFER), False, self._cache))
+        options.set_write_buffer_size(min(_WRITE_BUFFER, max(cache_bytes // 8, 1 << 20)))
+        options.set_max_write_buffer_number(2)
+        options.set_compression_type(DBCompressionType.lz4())
+        self._db = Rdict(str(path), options)
+        # The changelog is the durable copy, and the store is emptied at every open: a
+        # write-ahead log would only cost a second write of every record.
+        writes = WriteOptions()
+        writes.disable_wal = True  # type: ignore[method-assign,assignment]  # a property
+        self._db.set_write_options(writes)
+
+    def records(self, kind: bytes, partition: int) -> PartitionRecords:
+        """Partition ``partition``'s records of ``kind``, as a mapping of str to bytes."""
+        return PartitionRecords(self._db, kind + partition.to_bytes(2, "big"))
+
+    def memory(self) -> int:
+        """Bytes of RAM the store holds: its block cache, memtables included."""
+        return int(self._cache.get_usage())
+
+    def disk(self) -> int:
+        """Bytes of the store's files on disk."""
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PartitionRecords(MutableMapping[str, bytes]):
+    """The records under one key prefix: str keys (utf-8), bytes values.
+
+    ``len`` is counted here, not read from RocksDB (which only estimates it): every
+    write goes through this object, and the prefix is empty when it is created.
+    """
+
+    def __init__(self, db: Rdict, prefix: bytes) -> None:
+        self._db = db
+        self._prefix = prefix
+        self._end = (int.from_bytes(prefix, "big") + 1).to_bytes(len(prefix), "big")
+        self._db.delete_range(prefix, self._end)
+        self._count = 0
+
+    def _key(self, key: str) -> bytes:
+        return self._prefix + key.encode()
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self._db.get(self._key(key))
+        if value is None:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        value = self._db.get(self._key(key))
+        return default if value is None else value  # type: ignore[no-any-return]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._db.get(self._key(key)) is not None
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        raw = self._key(key)
+        if self._db.get(raw) is None:
+            raise KeyError(key)
+        self._db.delete(raw)
+        self._count -= 1
+
+    def update(self, records: Mapping[str, bytes | None] = {}, /,  # type: ignore[override]
+               **_: bytes) -> None:
+        """Write many records in one batch; a ``None`` value deletes its key."""
+        if not records:
+            return
+        keys = [self._key(k) for k in records]
+        held: list[bytes | None] = self._db.get(keys)  # type: ignore[arg-type,assignment]
+        batch = WriteBatch(raw_mode=True)
+        for raw, old, value in zip(keys, held, records.values(), strict=True):
+            if value is None:
+                if old is not None:
+                    batch.delete(raw)
+                    self._count -= 1
+            else:
+                batch.put(raw, value)
+                self._count += old is None
+        self._db.write(batch)
+
+    def clear(self) -> None:
+        self._db.delete_range(self._prefix, self._end)
+        self._count = 0
+
+    def items(self) -> Iterator[tuple[str, bytes]]:  # type: ignore[override]
+        """Every record, in key order (one pass of a RocksDB iterator)."""
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(self._end)
+        bound.fill_cache(False)  # type: ignore[call-arg]  # a full pass would evict the rest
+        n = len(self._prefix)
+        for raw, value in self._db.items(from_key=self._prefix, read_opt=bound):
+            assert isinstance(raw, bytes)  # raw mode: the stub's key type is any key
+            yield raw[n:].decode(), value
+
+    def values(self) -> Iterator[bytes]:  # type: ignore[override]
+        return (value for _, value in self.items())
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items())
+
+    def __len__(self) -> int:
+        return self._count

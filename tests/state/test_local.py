@@ -1,0 +1,128 @@
+"""The local state store (RocksDB): a mapping per partition, a cache bounded in RAM.
+
+Checked against plain dicts: every sequence of writes leaves the same records, and a
+partition's users folded through it give the same cells, users and prunes as in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leadline.aggregators.partition import PartitionState
+from leadline.state.local import USERS, LocalStore
+from tests.aggregators.test_catalog_fold import NOW, D, decoded
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[LocalStore]:
+    store = LocalStore(tmp_path / "state", 8 << 20)
+    yield store
+    store.close()
+
+
+keys = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
+               min_size=0, max_size=12)
+values = st.binary(min_size=0, max_size=64)
+op = st.one_of(
+    st.tuples(st.just("set"), st.integers(0, 2), keys, values),
+    st.tuples(st.just("del"), st.integers(0, 2), keys, st.none()),
+    st.tuples(st.just("update"), st.integers(0, 2),
+              st.dictionaries(keys, st.one_of(values, st.none()), max_size=6), st.none()),
+    st.tuples(st.just("clear"), st.integers(0, 2), st.none(), st.none()),
+)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # views empty their range
+@given(ops=st.lists(op, max_size=40))
+def test_partition_records_behave_like_dicts(local: LocalStore, ops: list) -> None:
+    # p 255 and 256 differ only in the low byte of the prefix; 0 is the first range
+    parts = [0, 255, 256]
+    views = [local.records(USERS, p) for p in parts]  # emptied when created
+    models: list[dict[str, bytes]] = [{} for _ in parts]
+    for kind, i, a, b in ops:
+        view, model = views[i], models[i]
+        if kind == "set":
+            view[a] = b
+            model[a] = b
+        elif kind == "del":
+            if a in model:
+                del view[a]
+                del model[a]
+            else:
+                with pytest.raises(KeyError):
+                    del view[a]
+        elif kind == "update":
+            view.update(a)
+            for k, v in a.items():
+                if v is None:
+                    model.pop(k, None)
+                else:
+                    model[k] = v
+        else:
+            view.clear()
+            model.clear()
+    for view, model in zip(views, models, strict=True):
+        assert dict(view.items()) == model
+        assert list(view) == sorted(model, key=str.encode)
+        assert len(view) == len(model)
+        for k, v in model.items():
+            assert view[k] == v and view.get(k) == v and k in view
+        assert view.get("\x00absent") is None and "\x00absent" not in view
+
+
+def test_opening_empties_what_a_previous_process_left(tmp_path: Path) -> None:
+    """The store is a cache of the changelog: nothing from before the open is trusted."""
+    first = LocalStore(tmp_path / "state", 8 << 20)
+    first.records(USERS, 1).update({"u": b"x"})
+    first.close()
+    again = LocalStore(tmp_path / "state", 8 << 20)
+    assert list(again.records(USERS, 1).items()) == []
+    again.close()
+
+
+def test_its_memory_stays_within_the_cache_however_many_records(local: LocalStore) -> None:
+    """200,000 users of 100 bytes (~20 MB of records) through an 8 MiB cache: the block
+    cache, memtables charged to it, stays under its capacity while the rest is on disk."""
+    users = local.records(USERS, 3)
+    record = bytes(range(100))
+    peak = 0
+    for start in range(0, 200_000, 10_000):
+        users.update({f"user-{i:09d}": record for i in range(start, start + 10_000)})
+        peak = max(peak, local.memory())
+    for i in range(0, 200_000, 97):
+        assert users[f"user-{i:09d}"] == record
+        peak = max(peak, local.memory())
+    assert len(users) == 200_000
+    assert 0 < peak <= local.cache_bytes
+    assert local.disk() > 0
+
+
+def test_users_in_the_local_store_fold_prune_and_restore_as_in_memory(
+        local: LocalStore) -> None:
+    events, _, _ = decoded(11, users=400)
+    in_memory = PartitionState(D)
+    on_disk = PartitionState(D, local.records(USERS, 0))
+    half = len(events) // 2
+    for state in (in_memory, on_disk):
+        for offset, ev in enumerate(events[:half]):
+            state.fold(offset, ev, NOW)
+        state.take_dirty()
+        state.take_dirty_users()
+    assert len(on_disk.users) == len(in_memory.users) > 0
+    later = NOW + 10 * 86400
+    pruned = in_memory.prune_users(later)
+    assert pruned and on_disk.prune_users(later) == pruned
+    for state in (in_memory, on_disk):
+        for offset, ev in enumerate(events[half:], start=half):
+            if ev.ts >= later - 31 * 86400:
+                state.fold(offset, ev, later)
+    assert on_disk.take_dirty() == in_memory.take_dirty()
+    assert on_disk.take_dirty_users() == in_memory.take_dirty_users()
+    assert dict(on_disk.users.items()) == in_memory.users
+    assert on_disk.nbytes()["users"] == 0 < in_memory.nbytes()["users"]
