@@ -40,6 +40,7 @@ def check_redis(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from leadline.state.local import StoreInUse
     from leadline.streams import allocator
     from leadline.streams.app import create_app
     from leadline.streams.topics import BrokerUnreachable, ensure_topics
@@ -65,8 +66,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # Collect less often, and keep everything alive at start-up out of full collections.
     gc.set_threshold(10_000, 50, 1_000)
     worker = create_app(settings, definitions)
-    gc.freeze()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if worker.store.local is not None:
+        try:
+            worker.store.local.open()  # fails now, not at the first assignment
+        except StoreInUse as exc:
+            return _fail(str(exc), EXIT_CONFIG)
+    gc.freeze()
     faust_worker = faust.Worker(
         worker.app, loglevel=settings.log_level.upper(), quiet=True,
         redirect_stdouts=False, override_logging=True,

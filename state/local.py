@@ -14,7 +14,8 @@ process's anonymous memory. Index and filter blocks live in that cache too, so t
 not grow outside it with the data (``docs/performance.md``, "Local store").
 
 The changelog stays the state of record: this store is a cache of it. It is emptied
-when the worker opens it, and a partition's records are loaded again from the
+when the worker opens it (after taking a lock on the directory, so that a second worker
+given the same ``LEADLINE_DATA_DIR`` fails instead of emptying the first one's), and a partition's records are loaded again from the
 changelog when the partition is assigned (``streams/store.py``), so it never holds
 anything the changelog does not.
 
@@ -24,9 +25,11 @@ records of a kind are one contiguous range, dropped with one range delete on rev
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
+from typing import IO
 
 from rocksdict import (
     BlockBasedIndexType,
@@ -50,16 +53,38 @@ BUDGET_SHARE = 0.25
 _WRITE_BUFFER = 8 << 20
 
 
+class StoreInUse(RuntimeError):
+    """Another process holds the store's directory."""
+
+
 class LocalStore:
     """One RocksDB database holding every owned partition's local records."""
 
     def __init__(self, path: Path, cache_bytes: int) -> None:
         self.path = path
         self.cache_bytes = cache_bytes
+        self._db: Rdict | None = None
+        self._lock: IO[str] | None = None
+
+    def open(self) -> None:
+        """Lock the directory, empty it and open the database (once; ``records`` opens
+        it too). Fails with :class:`StoreInUse` when another process holds it."""
+        if self._db is not None:
+            return
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = (path.parent / f"{path.name}.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StoreInUse(f"{path} is in use by another process: two workers with one "
+                             "LEADLINE_DATA_DIR?") from None
+        self._lock = lock
         # A cache of the changelog: what a previous process left is not trusted.
         shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True, exist_ok=True)
-        self._cache = Cache(cache_bytes)
+        path.mkdir(parents=True)
+        self._cache = Cache(self.cache_bytes)
         table = BlockBasedOptions()
         table.set_block_cache(self._cache)
         # Index and filter blocks in the cache, so they are inside the bound; partitioned,
@@ -76,8 +101,8 @@ class LocalStore:
         options.set_block_based_table_factory(table)
         options.set_write_buffer_manager(
             WriteBufferManager.new_write_buffer_manager_with_cache(
-                min(cache_bytes // 2, 2 * _WRITE_BUFFER), False, self._cache))
-        options.set_write_buffer_size(min(_WRITE_BUFFER, max(cache_bytes // 8, 1 << 20)))
+                min(self.cache_bytes // 2, 2 * _WRITE_BUFFER), False, self._cache))
+        options.set_write_buffer_size(min(_WRITE_BUFFER, max(self.cache_bytes // 8, 1 << 20)))
         options.set_max_write_buffer_number(2)
         options.set_compression_type(DBCompressionType.lz4())
         self._db = Rdict(str(path), options)
@@ -89,18 +114,27 @@ class LocalStore:
 
     def records(self, kind: bytes, partition: int) -> PartitionRecords:
         """Partition ``partition``'s records of ``kind``, as a mapping of str to bytes."""
+        self.open()
+        assert self._db is not None
         return PartitionRecords(self._db, kind + partition.to_bytes(2, "big"))
 
     def memory(self) -> int:
         """Bytes of RAM the store holds: its block cache, memtables included."""
-        return int(self._cache.get_usage())
+        return 0 if self._db is None else int(self._cache.get_usage())
 
     def disk(self) -> int:
         """Bytes of the store's files on disk."""
+        if self._db is None:
+            return 0
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
 
 class PartitionRecords(MutableMapping[str, bytes]):

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadline.aggregators.partition import PartitionState
-from leadline.state.local import USERS, LocalStore
+from leadline.state.local import USERS, LocalStore, StoreInUse
 from tests.aggregators.test_catalog_fold import NOW, D, decoded
 
 
@@ -126,3 +126,26 @@ def test_users_in_the_local_store_fold_prune_and_restore_as_in_memory(
     assert on_disk.take_dirty_users() == in_memory.take_dirty_users()
     assert dict(on_disk.users.items()) == in_memory.users
     assert on_disk.nbytes()["users"] == 0 < in_memory.nbytes()["users"]
+
+
+def test_a_second_process_on_the_same_directory_fails_and_empties_nothing(
+        tmp_path: Path) -> None:
+    first = LocalStore(tmp_path / "state", 8 << 20)
+    users = first.records(USERS, 0)
+    users.update({"u": b"x"})
+    second = LocalStore(tmp_path / "state", 8 << 20)
+    with pytest.raises(StoreInUse, match="two workers with one LEADLINE_DATA_DIR"):
+        second.open()
+    assert dict(users.items()) == {"u": b"x"}              # the first one's data intact
+    first.close()
+    second.open()                                          # free again
+    second.close()
+
+
+def test_nothing_is_opened_or_emptied_until_used(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "kept").write_text("x")
+    store = LocalStore(tmp_path / "state", 8 << 20)
+    assert store.memory() == 0 and store.disk() == 0
+    assert (tmp_path / "state" / "kept").exists()
+    store.close()
