@@ -6,6 +6,8 @@ Every panel and query built here reads from the provisioned Prometheus data sour
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
 from grafana_foundation_sdk.models import common
@@ -24,6 +26,9 @@ REF_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # The "last week" overlay: its legend suffix and the PromQL modifier of its queries.
 LAST_WEEK = " · last week"
+#: Legend suffixes of what an alert compares with (``alert_lines``).
+BASELINE = " · baseline"
+ALERT_LINE = " · alert line"
 OFFSET = " offset 1w"
 
 EVENTS_PER_SECOND = "suffix: ev/s"
@@ -97,12 +102,13 @@ def dash_last_week(panel: timeseries.Panel) -> timeseries.Panel:
 
 def currency_units(panel: timeseries.Panel, currencies: list[str]) -> timeseries.Panel:
     """One unit override per currency with a Grafana unit; legends must end with the
-    currency code (optionally followed by ``LAST_WEEK``)."""
+    currency code (optionally followed by ``LAST_WEEK``, ``BASELINE`` or ``ALERT_LINE``)."""
     for code in currencies:
         unit = CURRENCY_UNITS.get(code)
         if unit:
             panel = panel.override_by_regexp(
-                f"^(.* )?{code}({LAST_WEEK})?$", [DynamicConfigValue(id_val="unit", value=unit)]
+                f"^(.* )?{code}({LAST_WEEK}|{BASELINE}|{ALERT_LINE})?$",
+                [DynamicConfigValue(id_val="unit", value=unit)]
             )
     return panel
 
@@ -120,10 +126,13 @@ def timeseries_panel(
     max_val: float | None = None,
     log_scale: bool = False,
     show_thresholds: bool = False,
+    alert_lines: Sequence[tuple[str, str]] = (),
 ) -> timeseries.Panel:
     """A time series panel. ``queries`` are ``(expr, legend)``; with ``week_over_week``
     each ``expr`` holds an ``{o}`` placeholder after every selector and is drawn a
-    second time with ``offset 1w`` as a dashed overlay."""
+    second time with ``offset 1w`` as a dashed overlay. ``alert_lines`` are ``(expr,
+    legend)`` of what an alert compares with, drawn as they are: legends ending in
+    ``BASELINE`` as grey dots, in ``ALERT_LINE`` as red dashes."""
     panel = (
         timeseries.Panel()
         .title(title)
@@ -155,6 +164,20 @@ def timeseries_panel(
         for expr, legend in queries:
             panel = panel.with_target(query(expr.format(o=OFFSET), legend + LAST_WEEK, next(refs)))
         panel = dash_last_week(panel)
+    for expr, legend in alert_lines:
+        panel = panel.with_target(query(expr, legend, next(refs)))
+    if alert_lines:
+        panel = panel.override_by_regexp(f".*{BASELINE}$", [
+            DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dot", "dash": [0, 8]}),
+            DynamicConfigValue(id_val="custom.lineWidth", value=2),
+            DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+            DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "text"}),
+        ]).override_by_regexp(f".*{ALERT_LINE}$", [
+            DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+            DynamicConfigValue(id_val="custom.lineWidth", value=1),
+            DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+            DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "red"}),
+        ])
     if min_val is not None:
         panel = panel.min(min_val)
     if max_val is not None:

@@ -11,6 +11,8 @@ Settings (environment, or the options of the same name):
   a Git host's file view, a wiki, an internal docs site). Default: a placeholder.
 - ``LEADLINE_GRAFANA_URL``: Grafana's root URL. Default ``http://localhost:3000``
   (the docker-compose stack).
+- ``LEADLINE_EXPECTED_WORKERS``: how many workers should run, the value of the
+  ``leadline:workers:expected`` recording rule (``LeadlineWorkersMissing``). Default 1.
 
 Usage, from the repository root::
 
@@ -48,7 +50,8 @@ PIPELINE = "pipeline-health.json"
 #: alert's labels (Go template, rendered by Prometheus when the alert fires).
 PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
     "LeadlineActiveUsersDrop": (
-        LEADING, "Active users by window", {"platform": "{{$labels.platform}}"}),
+        LEADING, "Active users against the baseline ($window)",
+        {"platform": "{{$labels.platform}}", "window": "1h"}),
     "LeadlineConversionRatioDrop": (
         LEADING, "Conversion ratio ($window)",
         {"platform": "{{$labels.platform}}", "window": "1h"}),
@@ -64,9 +67,18 @@ PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
     "LeadlinePartitionStalled": (PIPELINE, "Consumer lag by partition", {}),
     "LeadlineRedisDown": (PIPELINE, "Redis and broker up", {}),
     "LeadlineBrokerDown": (PIPELINE, "Redis and broker up", {}),
+    "LeadlineConsumerLagGrowing": (PIPELINE, "Consumer lag by partition", {}),
+    "LeadlineNoWorkers": (PIPELINE, "Workers up / expected", {}),
+    "LeadlineWorkersMissing": (PIPELINE, "Workers up / expected", {}),
+    "LeadlineMemoryOverBudget": (PIPELINE, "Memory against budget", {}),
+    "LeadlineWatchdog": (PIPELINE, "Workers up", {}),
 }
 
+DEFAULT_EXPECTED_WORKERS = 1
+
 _ALERT = re.compile(r"^\s*- alert: (\w+)\s*$")
+_EXPECTED = re.compile(r"^\s*- record: leadline:workers:expected\s*$")
+_EXPR = re.compile(r"^(\s*)expr: .*$")
 _LINK = re.compile(r"^(\s*)(runbook_url|dashboard_url): .*$")
 
 
@@ -90,11 +102,19 @@ def panel_link(grafana_url: str, board_file: str, title: str, variables: dict[st
     return f"{grafana_url.rstrip('/')}/d/{board['uid']}?{query}"
 
 
-def render(text: str, runbook_url: str, grafana_url: str) -> str:
-    """The rule file ``text`` with every alert's link annotations rendered."""
+def render(text: str, runbook_url: str, grafana_url: str,
+           expected_workers: int = DEFAULT_EXPECTED_WORKERS) -> str:
+    """The rule file ``text`` with every alert's link annotations and the expected
+    worker count rendered."""
     out, alert, seen = [], None, {}
+    expected = False
     for line in text.splitlines(keepends=True):
-        if m := _ALERT.match(line):
+        if _EXPECTED.match(line):
+            alert, expected = None, True
+        elif expected and (m := _EXPR.match(line)):
+            line = f"{m.group(1)}expr: vector({expected_workers})\n"
+            expected = False
+        elif m := _ALERT.match(line):
             alert = m.group(1)
         elif (m := _LINK.match(line)) and alert is not None:
             indent, key = m.groups()
@@ -119,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("LEADLINE_RUNBOOK_URL", DEFAULT_RUNBOOK_URL))
     parser.add_argument("--grafana-url",
                         default=os.environ.get("LEADLINE_GRAFANA_URL", DEFAULT_GRAFANA_URL))
+    parser.add_argument("--expected-workers", type=int, default=int(os.environ.get(
+        "LEADLINE_EXPECTED_WORKERS", DEFAULT_EXPECTED_WORKERS)))
     parser.add_argument("--out", type=Path, default=RULES_DIR, help="output directory")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 if the committed rules differ from the defaults' rendering")
@@ -126,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     for url in (args.runbook_url, args.grafana_url):
         if not re.match(r"https?://[^/]+", url):
             parser.error(f"not an absolute http(s) URL: {url!r}")
+    if args.expected_workers < 1:
+        parser.error(f"expected workers must be at least 1, got {args.expected_workers}")
     stale = []
     for path in sorted(RULES_DIR.glob("*.rules.yml")):
         text = path.read_text()
@@ -134,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                 stale.append(path)
             continue
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / path.name).write_text(render(text, args.runbook_url, args.grafana_url))
+        (args.out / path.name).write_text(
+            render(text, args.runbook_url, args.grafana_url, args.expected_workers))
         print(f"wrote {args.out / path.name}")
     for path in stale:
         print(f"{path} is out of date: run python prometheus/render_rules.py", file=sys.stderr)

@@ -6,7 +6,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -97,6 +102,10 @@ class MetricsEndpoint:
         self.products = ProductCollector()
         self.registry.register(self.products)
         self.registry.register(health)
+        # process_* (CPU seconds, resident memory, open files) and python_info: the SRE
+        # board's resources row and LeadlineMemoryOverBudget read them.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self._at = 0.0
         self._body = b""
         self._cells: list = []

@@ -44,6 +44,8 @@ class Health(Collector):
         self.redis_errors = 0
         self.view_rebuilds = 0
         self.broker_up = 0
+        #: LEADLINE_MEMORY_BUDGET in bytes (0: not set, e.g. a process that is no worker).
+        self.memory_budget = 0
         #: What this worker's memory holds, by kind (``streams/maintenance.py``).
         self.state_entries: dict[str, int] = {}
         self.state_bytes: dict[str, int] = {}
@@ -111,6 +113,9 @@ class Health(Collector):
                                     buckets=buckets, sum_value=self._lag_sum)
         yield GaugeMetricFamily("leadline_watermark_timestamp_seconds",
                                 "Newest event time seen by this worker.", value=self.watermark)
+        yield GaugeMetricFamily("leadline_memory_budget_bytes", "LEADLINE_MEMORY_BUDGET: the "
+                                "RAM the worker's state is meant to stay within.",
+                                value=self.memory_budget)
         info = GaugeMetricFamily("leadline_build_info", "Running version.", labels=["version"])
         info.add_metric([self.version], 1)
         yield info

@@ -100,6 +100,7 @@ def create_app(settings: Settings, definitions: Definitions) -> WorkerContext:
     table = app.Table("state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     health = Health(leadline_version())
+    health.memory_budget = settings.memory_budget
     hooks.on_fetch_failed = health.fetch_failed
     hooks.on_fetch_resumed = health.fetch_resumed
     view = ServingView(redis, settings.redis_prefix, settings.partitions)

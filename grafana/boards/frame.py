@@ -7,6 +7,8 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models.dashboard import DashboardCursorSync, DashboardLinkType
 
+from grafana.panels import DATASOURCE
+
 # Fixed uids: the links between the boards and users' bookmarks rely on them.
 LEADING_UID = "leadline-leading-indicators"
 PIPELINE_UID = "leadline-pipeline-health"
@@ -27,6 +29,27 @@ def link_to(uid: str, title: str) -> Builder[models.DashboardLink]:
         .tooltip(title)
         .tags([])
     )
+
+
+#: Leadline alerts firing (the always-firing Watchdog left out): a red region on every
+#: panel while one fires, its labels (alert name, severity, platform...) as the text.
+ALERTS_FIRING = ('ALERTS{alertstate="firing", alertname=~"Leadline.*", '
+                 'alertname!="LeadlineWatchdog"}')
+#: A version that was not running 5 minutes earlier: a deploy (leadline_build_info).
+DEPLOYS = ('count by (version) (leadline_build_info{job="leadline"}) unless '
+           'count by (version) (leadline_build_info{job="leadline"} offset 5m)')
+
+
+def annotations() -> list[Builder[models.AnnotationQuery]]:
+    """Firing alerts and deploys, marked on every time series of the board."""
+    return [
+        dashboard.AnnotationQuery()
+        .name("Firing alerts").datasource(DATASOURCE).enable(True).icon_color("red")
+        .expr(ALERTS_FIRING),
+        dashboard.AnnotationQuery()
+        .name("Deploys").datasource(DATASOURCE).enable(True).icon_color("blue")
+        .expr(DEPLOYS),
+    ]
 
 
 def frame(
@@ -51,4 +74,5 @@ def frame(
         .refresh(refresh)
         .timezone("browser")
         .links([link])
+        .annotations(annotations())
     )

@@ -7,9 +7,10 @@ them.
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import bargauge, dashboard
+from grafana_foundation_sdk.builders import bargauge, dashboard, stat
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
+    DynamicConfigValue,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -18,6 +19,9 @@ from grafana_foundation_sdk.models.dashboard import (
 from grafana.boards.frame import LEADING_UID, PIPELINE_UID, frame, link_to
 from grafana.layout import Layout
 from grafana.panels import (
+    ALERT_LINE,
+    BASELINE,
+    CURRENCY_UNITS,
     DATASOURCE,
     REF_IDS,
     currency_units,
@@ -31,6 +35,11 @@ from leadline.config.definitions import Definitions, Funnel
 
 # The selector of the window chosen in the board's `window` variable.
 WINDOW = 'window="$window"'
+CONVERSION_BASELINE = (
+    'leadline:product_conversion_ratio:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
+REVENUE_BASELINE = "leadline:product_revenue:median_1w_2w_3w{" + WINDOW + "}"
+ACTIVE_BASELINE = (
+    'leadline:product_active_users:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
 
 
 def default_window(windows: list[str]) -> str:
@@ -44,9 +53,12 @@ def build(defs: Definitions) -> dashboard.Dashboard:
     with a Grafana unit (``CURRENCY_UNITS``) gets that unit on the revenue panels."""
     layout = Layout()
     currencies = defs.labels.currency
+    _headline(layout, defs.windows, currencies)
     _engagement(layout, defs.windows)
     _activation_and_conversion(layout, defs.funnels)
     _revenue(layout, currencies)
+    _refunds(layout, currencies)
+    _features(layout)
     _satisfaction(layout)
     board = (
         frame(
@@ -95,6 +107,68 @@ def _window_variable(windows: list[str]) -> dashboard.CustomVariable:
     )
 
 
+#: Legend suffix of the week-over-week change in the headline stats.
+WOW = " vs last week"
+
+
+def _headline_stat(title: str, description: str, expr: str, legend: str, *, unit: str,
+                   decimals: int) -> stat.Panel:
+    """The value now with its sparkline, and its change against one week earlier (%),
+    green up, red down."""
+    change = f"({expr} / ({expr} offset 1w) - 1)"
+    return (
+        stat_panel(title, description + " Below: the change against the same window one "
+                   "week earlier, green when up, red when down.",
+                   unit=unit, decimals=decimals, limits=thresholds((None, "blue")))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .with_target(query(expr, legend, "A"))
+        .with_target(query(change, legend + WOW, "B"))
+        .override_by_regexp(f".*{WOW}$", [
+            DynamicConfigValue(id_val="unit", value="percentunit"),
+            DynamicConfigValue(id_val="decimals", value=1),
+            DynamicConfigValue(id_val="thresholds", value={
+                "mode": "absolute",
+                "steps": [{"color": "red", "value": None}, {"color": "green", "value": 0}]}),
+        ])
+    )
+
+
+def _headline(layout: Layout, windows: list[str], currencies: list[str]) -> None:
+    """The first row a PM reads: the main numbers over the board's default window (24h
+    when configured), each with its week-over-week change."""
+    win = default_window(windows)
+    layout.row(f"Headline (last {win}, against a week earlier)")
+    for title, description, expr, unit, decimals in (
+        ("Active users", f"Distinct users with any event in the last {win}, selected "
+         "platform.",
+         f'leadline:product_active_users:max{{platform="$platform", window="{win}"}}',
+         "short", 0),
+        ("Signups", f"Users who signed up in the last {win}, selected platform.",
+         f'leadline:product_signups:max{{platform="$platform", window="{win}"}}', "short", 0),
+        ("Conversions", f"Distinct converting users in the last {win}, all platforms.",
+         f'leadline:product_conversions:max{{window="{win}"}}', "short", 0),
+        ("Conversion ratio", f"Converting over active users in the last {win}, selected "
+         "platform.",
+         f'leadline:product_conversion_ratio:max{{platform="$platform", window="{win}"}}',
+         "percentunit", 2),
+    ):
+        layout.add(_headline_stat(title, description, expr, title.lower(), unit=unit,
+                                  decimals=decimals), w=4, h=5)
+    revenue = _headline_stat(
+        "Revenue", f"Purchases in the last {win}, per currency (never added across "
+        "currencies).", f'leadline:product_revenue:max{{window="{win}"}}', "{{currency}}",
+        unit="short", decimals=2)
+    for code in currencies:
+        unit = CURRENCY_UNITS.get(code)
+        if unit:
+            revenue = revenue.override_by_regexp(
+                f"^{code}$", [DynamicConfigValue(id_val="unit", value=unit)])
+    layout.add(revenue, w=8, h=5)
+
+
 def _engagement(layout: Layout, windows: list[str]) -> None:
     layout.row("Engagement")
     layout.add(
@@ -140,6 +214,25 @@ def _engagement(layout: Layout, windows: list[str]) -> None:
     layout.add(now_panel, w=8, h=9)
     layout.add(
         timeseries_panel(
+            "Active users against the baseline ($window)",
+            "Distinct active users in the window for the selected platform, as "
+            "LeadlineActiveUsersDrop sees them. Dashed: one week earlier. Dotted: the "
+            "baseline, the median of the same moment 1, 2 and 3 weeks ago; red dashes: 85 % "
+            "of it, the 1h line of the alert (it pages when the 1h window is under it and the "
+            "5m window under 60 %, or the 1h under 95 % and the 5m under 20 %).",
+            [('leadline:product_active_users:max{{platform="$platform", ' + WINDOW + "}}{o}",
+              "active users")],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+            alert_lines=[(ACTIVE_BASELINE, "active users" + BASELINE),
+                         (f"0.85 * {ACTIVE_BASELINE}", "active users" + ALERT_LINE)],
+        ),
+        w=24,
+    )
+    layout.add(
+        timeseries_panel(
             "Stickiness (DAU / MAU)",
             "Active users over 24h divided by active users over 30d for the selected platform: "
             "the share of the monthly audience that comes back every day. Around 20 % is healthy "
@@ -162,10 +255,39 @@ def _engagement(layout: Layout, windows: list[str]) -> None:
     )
     layout.add(
         timeseries_panel(
+            "Events by name ($window)",
+            "Valid events in the window per event name (configured names; the rest are "
+            "'other'), all platforms. Dashed: one week earlier.",
+            [('max by (name) (product_events{{job="leadline", ' + WINDOW + "}}{o})",
+              "{{name}}")],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Sessions per user ($window)",
+            "Session starts in the window over distinct active users, all platforms. "
+            "Dashed: one week earlier.",
+            [('max by (window) (product_sessions_per_user{{job="leadline", ' + WINDOW
+              + "}}{o})", "sessions per user")],
+            unit="none",
+            decimals=2,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
             "Signups ($window)",
             "Users who signed up in the trailing window chosen above, for the selected platform. "
-            "Dashed: one week earlier. Alert LeadlineSignupsStalled fires when the 1h value is "
-            "zero at an hour that usually has signups.",
+            "Dashed: one week earlier. Dotted: the baseline, the median of the same moment 1, "
+            "2 and 3 weeks ago. Alert LeadlineSignupsStalled fires when the 1h value is zero "
+            "while the baseline is at least 10.",
             [
                 (
                     'leadline:product_signups:max{{platform="$platform", ' + WINDOW + "}}{o}",
@@ -176,6 +298,9 @@ def _engagement(layout: Layout, windows: list[str]) -> None:
             decimals=0,
             week_over_week=True,
             min_val=0,
+            alert_lines=[(
+                'leadline:product_signups:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}",
+                "signups" + BASELINE)],
         ),
         w=12,
     )
@@ -209,9 +334,9 @@ def _activation_and_conversion(layout: Layout, funnels: dict[str, Funnel]) -> No
         timeseries_panel(
             "Conversion ratio ($window)",
             "Distinct converting users (default event: purchase) over distinct active users in "
-            "the window, for the selected platform. Dashed: one week earlier. Alert "
-            "LeadlineConversionRatioDrop watches the 1h value against the median of the same "
-            "hour over the last 3 weeks.",
+            "the window, for the selected platform. Dashed: one week earlier. Dotted: the "
+            "baseline, the median of the same moment 1, 2 and 3 weeks ago; red dashes: half "
+            "of it, where LeadlineConversionRatioDrop fires (it watches the 1h window).",
             [
                 (
                     'leadline:product_conversion_ratio:max{{platform="$platform", '
@@ -225,6 +350,10 @@ def _activation_and_conversion(layout: Layout, funnels: dict[str, Funnel]) -> No
             limits=thresholds((None, "red"), (0.01, "yellow"), (0.03, "green")),
             week_over_week=True,
             min_val=0,
+            alert_lines=[
+                (f"{CONVERSION_BASELINE}", "conversion" + BASELINE),
+                (f"0.5 * {CONVERSION_BASELINE}", "conversion" + ALERT_LINE),
+            ],
         ),
         w=12,
     )
@@ -298,13 +427,19 @@ def _revenue(layout: Layout, currencies: list[str]) -> None:
                 "Revenue by currency ($window)",
                 "Sum of purchase amounts in the window, per currency, in the currency's major "
                 "unit (never converted or added across currencies). Dashed: one week earlier. "
-                "Alert LeadlineRevenueStalled fires when the last hour has none at an hour "
+                "Dotted: the baseline, the median of the same moment 1, 2 and 3 weeks ago; red "
+                "dashes: half of it, where LeadlineRevenueDrop fires (it watches the 1h "
+                "window). LeadlineRevenueStalled fires when the last hour has none at an hour "
                 "that usually has purchases.",
                 [("leadline:product_revenue:max{{" + WINDOW + "}}{o}", "{{currency}}")],
                 unit="short",
                 decimals=2,
                 week_over_week=True,
                 min_val=0,
+                alert_lines=[
+                    (REVENUE_BASELINE, "{{currency}}" + BASELINE),
+                    (f"0.5 * {REVENUE_BASELINE}", "{{currency}}" + ALERT_LINE),
+                ],
             ),
             currencies,
         ),
@@ -380,8 +515,106 @@ def _revenue(layout: Layout, currencies: list[str]) -> None:
     )
 
 
+def _refunds(layout: Layout, currencies: list[str]) -> None:
+    refunds = 'max by (currency) (product_refunds{{job="leadline", ' + WINDOW + "}}{o})"
+    revenue = "max by (currency) (leadline:product_revenue:max{{" + WINDOW + "}}{o})"
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "Refunds and net revenue by currency ($window)",
+                "Refunded amounts in the window, and revenue minus refunds, per currency in "
+                "its major unit. Dashed: one week earlier.",
+                [(refunds, "refunds {{currency}}"),
+                 (f"{revenue} - ({refunds} or 0 * {revenue})", "net {{currency}}")],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+            ),
+            currencies,
+        ),
+        w=24,
+    )
+
+
+def _features(layout: Layout) -> None:
+    layout.row("Features and activation time")
+    layout.add(
+        timeseries_panel(
+            "Feature adoption ($window)",
+            "Distinct users of each feature (feature_used events) over all active users in "
+            "the window, all platforms (recording rule "
+            "leadline:product_feature_users:ratio_active_users). Dashed: one week earlier.",
+            [("leadline:product_feature_users:ratio_active_users{{" + WINDOW + "}}{o}",
+              "{{feature}}")],
+            unit="percentunit",
+            decimals=1,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Feature users ($window)",
+            "Distinct users of each feature in the window, all platforms. Dashed: one week "
+            "earlier.",
+            [('max by (feature) (product_feature_users{{job="leadline", ' + WINDOW
+              + "}}{o})", "{{feature}}")],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Time to activate",
+            "How long after signing up users reach activation, for the activations of the "
+            "longest window: median and 90th percentile of product_time_to_activate_seconds "
+            "(the quantile's bucket interpolated). Dashed: one week earlier.",
+            [(f"histogram_quantile({q}, max by (le) "
+              '(product_time_to_activate_seconds_bucket{{job="leadline"}}{o}))', f"p{p}")
+             for q, p in ((0.5, 50), (0.9, 90))],
+            unit="s",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Subscription churn ($window)",
+            "Subscriptions cancelled in the window over those active at its start. Dashed: "
+            "one week earlier.",
+            [('max by (window) (product_subscription_churn_ratio{{job="leadline", '
+              + WINDOW + "}}{o})", "churn")],
+            unit="percentunit",
+            decimals=2,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=12,
+    )
+
+
 def _satisfaction(layout: Layout) -> None:
     layout.row("Satisfaction")
+    layout.add(
+        timeseries_panel(
+            "Survey responses ($window)",
+            "Responses received in the window per survey (NPS, CSAT): how many answers the "
+            "scores below rest on. Dashed: one week earlier.",
+            [('max by (survey) (product_survey_responses{{job="leadline", ' + WINDOW
+              + "}}{o})", "{{survey}}")],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+        ),
+        w=24,
+    )
     layout.add(
         timeseries_panel(
             "NPS ($window)",

@@ -1,10 +1,15 @@
-"""The SREs' board: throughput, data quality, latency and freshness, workers."""
+"""The SREs' board: a top row of the numbers to look at first, then throughput, data
+quality, latency and freshness, workers and their resources."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard, statetimeline
+from grafana_foundation_sdk.builders import dashboard, stat, statetimeline
 from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models.dashboard import ValueMap, ValueMappingResult
+from grafana_foundation_sdk.models.dashboard import (
+    DynamicConfigValue,
+    ValueMap,
+    ValueMappingResult,
+)
 
 from grafana.boards.frame import LEADING_UID, PIPELINE_UID, frame, link_to
 from grafana.layout import Layout
@@ -35,10 +40,12 @@ def lag_quantile(q: float) -> str:
 def build() -> dashboard.Dashboard:
     """The pipeline health board; it enumerates no configured label values."""
     layout = Layout()
+    _now(layout)
     _throughput(layout)
     _data_quality(layout)
     _latency_and_freshness(layout)
     _workers(layout)
+    _resources(layout)
     board = frame(
         "leadline · Pipeline health",
         uid=PIPELINE_UID,
@@ -51,6 +58,66 @@ def build() -> dashboard.Dashboard:
         link=link_to(LEADING_UID, "Leading indicators"),
     )
     return layout.apply(board)
+
+
+def _now_stat(title: str, description: str, expr: str, *, unit: str, decimals: int,
+              limits: dashboard.ThresholdsConfig) -> stat.Panel:
+    return (
+        stat_panel(title, description, unit=unit, decimals=decimals, limits=limits)
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .with_target(query(expr, title, "A"))
+    )
+
+
+def _now(layout: Layout) -> None:
+    """The first row: is the pipeline healthy right now? Each stat is coloured at its
+    alert's threshold."""
+    layout.row("Now")
+    layout.add(_now_stat(
+        "Events/s", "Messages read from the events topic per second, all workers (5m rate).",
+        "leadline:events_received:rate5m", unit=EVENTS_PER_SECOND, decimals=0,
+        limits=thresholds((None, "red"), (0.001, "green"))), w=3, h=4)
+    layout.add(_now_stat(
+        "Dead letters", "Share of received events rejected to the DLQ (5m); red at the "
+        "LeadlineDeadLetterRatioHigh threshold, 5 %.",
+        "leadline:events_invalid:ratio_rate5m", unit="percentunit", decimals=2,
+        limits=thresholds((None, "green"), (0.05, "red"))), w=3, h=4)
+    layout.add(_now_stat(
+        "p90 event lag", "90 % of events were processed within this long after they "
+        "happened (5m); red at the LeadlineEventLagHigh threshold, 2 min.",
+        "leadline:event_lag_seconds:p90_rate5m", unit="s", decimals=1,
+        limits=thresholds((None, "green"), (120, "red"))), w=3, h=4)
+    layout.add(_now_stat(
+        "Watermark age", "Now minus the newest event time, on the worker furthest behind; "
+        "red at 15 min (LeadlineMetricsStale, with a backlog).",
+        "max(leadline:watermark_age_seconds:by_instance)", unit="s", decimals=0,
+        limits=thresholds((None, "green"), (900, "red"))), w=3, h=4)
+    layout.add(
+        stat_panel("Workers up / expected", "Workers Prometheus scrapes successfully, and "
+                   "leadline:workers:expected (LEADLINE_EXPECTED_WORKERS when the rules "
+                   "were rendered). Fewer for 10 min: LeadlineWorkersMissing; none: "
+                   "LeadlineNoWorkers.", unit="none", decimals=0,
+                   limits=thresholds((None, "red"), (1, "green")))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .with_target(query('count(up{job="leadline"} == 1) or vector(0)', "up", "A"))
+        .with_target(query("leadline:workers:expected", "expected", "B")),
+        w=3, h=4)
+    layout.add(_now_stat(
+        "Redis up", "Workers that reach Redis over all workers (1 = every one).",
+        'avg(leadline_redis_up{job="leadline"})', unit="percentunit", decimals=0,
+        limits=thresholds((None, "red"), (1, "green"))), w=3, h=4)
+    layout.add(_now_stat(
+        "Broker up", "Workers that reach the Kafka broker over all workers (1 = every one).",
+        'avg(leadline_broker_up{job="leadline"})', unit="percentunit", decimals=0,
+        limits=thresholds((None, "red"), (1, "green"))), w=3, h=4)
+    layout.add(_now_stat(
+        "Consumer lag", "Messages waiting on every assigned partition, all workers. Growing "
+        "for 15 min above 10,000: LeadlineConsumerLagGrowing.",
+        "leadline:consumer_lag:sum", unit="short", decimals=0,
+        limits=thresholds((None, "green"), (10_000, "orange"))), w=3, h=4)
 
 
 def _throughput(layout: Layout) -> None:
@@ -269,4 +336,53 @@ def _workers(layout: Layout) -> None:
         .with_target(query('leadline_redis_up{job="leadline"}', "redis {{instance}}", "A"))
         .with_target(query('leadline_broker_up{job="leadline"}', "broker {{instance}}", "B")),
         w=24,
+    )
+
+
+def _resources(layout: Layout) -> None:
+    layout.row("Resources")
+    layout.add(
+        timeseries_panel(
+            "Memory against budget",
+            "Resident memory of each worker (process_resident_memory_bytes), its "
+            "LEADLINE_MEMORY_BUDGET, and the LeadlineMemoryOverBudget line at budget + 15 % "
+            "(dashed). The alert also fires when the last hour's trend crosses that line "
+            "within 4 hours.",
+            [
+                ('process_resident_memory_bytes{job="leadline"}', "RSS {{instance}}"),
+                ('max(leadline_memory_budget_bytes{job="leadline"})', "budget"),
+                ('1.15 * max(leadline_memory_budget_bytes{job="leadline"})', "alert line"),
+            ],
+            unit="bytes",
+            decimals=0,
+            min_val=0,
+        ).override_by_name("alert line", [
+            DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+            DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "red"}),
+        ]),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "State memory by kind",
+            "What the workers' state takes in memory, summed over workers "
+            "(leadline_state_bytes): event ids of the dedupe horizon, per-user states, "
+            "cells, cells decoded for scrapes, and the local store's cache.",
+            [('sum by (kind) (leadline_state_bytes{job="leadline"})', "{{kind}}")],
+            unit="bytes",
+            decimals=0,
+            min_val=0,
+        ),
+        w=8,
+    )
+    layout.add(
+        timeseries_panel(
+            "CPU by worker",
+            "CPU seconds per second each worker uses (1 = one core).",
+            [(rate("process_cpu_seconds_total", "instance"), "{{instance}}")],
+            unit="none",
+            decimals=2,
+            min_val=0,
+        ),
+        w=8,
     )

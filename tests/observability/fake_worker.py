@@ -26,6 +26,9 @@ ZERO = frozenset({"leadline_partition_stalled", "leadline_fetch_errors_total"})
 #: One in a healthy pipeline: Redis and the broker are reachable.
 ONE = frozenset({"leadline_redis_up", "leadline_broker_up", "leadline_build_info"})
 
+#: A healthy worker's memory: well inside its budget.
+BYTES = {"leadline_memory_budget_bytes": 512 * 2**20, "process_resident_memory_bytes": 300 * 2**20}
+
 #: Cumulative share of events per lag bucket: a healthy pipeline (p90 about 1 s).
 LAG_BUCKETS = {"0.5": 0.8, "1.0": 0.9, "10.0": 0.95, "60.0": 0.98, "300.0": 0.99, "+Inf": 1.0}
 
@@ -77,10 +80,14 @@ def exposition(started: float, now: float) -> str:
                 value = (10 + i) * elapsed
             elif name == "leadline_watermark_timestamp_seconds":
                 value = now - 2
+            elif name == "process_start_time_seconds":
+                value = started - 7200
             elif name.endswith("_ratio"):
                 value = 0.1 + 0.01 * (i % 10)
             elif name in ONE:
                 value = 1
+            elif name in BYTES:
+                value = BYTES[name]
             else:
                 value = 100 + i
             lines.append(f"{selector} {value:.6f}")

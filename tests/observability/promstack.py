@@ -17,7 +17,7 @@ with the template variables substituted (``$platform`` -> ``all``,
 ``$__rate_interval`` -> ``1m``, ...). ``rule_expressions()`` lists every
 recording and alert rule. Queries that look back with ``offset`` are marked
 ``historical``: a fresh Prometheus has no data for them, but must still accept
-them.
+them; so are queries of a recording rule that looks back (the baselines).
 """
 
 from __future__ import annotations
@@ -355,6 +355,7 @@ def panel_queries(
 ) -> list[PanelQuery]:
     """Every PromQL target of the committed dashboards, variables substituted."""
     values = {**DEFAULT_VARIABLES, **(variables or {})}
+    past = [r.name for r in rule_expressions() if r.kind == "record" and r.historical]
     queries = []
     for board in dashboards(dashboards_dir).values():
         for panel in iter_panels(board):
@@ -369,7 +370,9 @@ def panel_queries(
                         ref_id=target.get("refId", ""),
                         expr=substitute(raw, values),
                         raw_expr=raw,
-                        historical=bool(_OFFSET.search(raw)),
+                        historical=bool(_OFFSET.search(raw)) or any(
+                            re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", raw)
+                            for name in past),
                     )
                 )
     return queries

@@ -83,6 +83,15 @@ EXTRA_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     # LeadlineRedisDown and LeadlineBrokerDown, issue 17).
     "leadline_redis_up": ("gauge", ()),
     "leadline_broker_up": ("gauge", ()),
+    # What the state holds, and its memory, by kind (serving/health.py).
+    "leadline_state_entries": ("gauge", ("kind",)),
+    "leadline_state_bytes": ("gauge", ("kind",)),
+    # LEADLINE_MEMORY_BUDGET (issue 14); LeadlineMemoryOverBudget compares RSS with it.
+    "leadline_memory_budget_bytes": ("gauge", ()),
+    # prometheus-client's process collector (issue 17: the SRE board's resources row).
+    "process_resident_memory_bytes": ("gauge", ()),
+    "process_cpu_seconds_total": ("counter", ()),
+    "process_start_time_seconds": ("gauge", ()),
 }
 
 #: Series Prometheus itself adds to every scrape target.

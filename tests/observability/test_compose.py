@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 PROMETHEUS = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+ALERTMANAGER_CONFIG = REPO / "prometheus" / "alertmanager" / "alertmanager.yml"
 
 WORKER_ENV = {
     "LEADLINE_BROKER",
@@ -79,6 +80,7 @@ def test_services() -> None:
         "traffic",
         "prometheus",
         "alertmanager",
+        "alert-sink",
         "grafana",
     }
 
@@ -153,7 +155,8 @@ def test_depends_on_waits_for_health() -> None:
             assert how["condition"] == "service_healthy", f"{name} -> {dependency}"
             assert "healthcheck" in SERVICES[dependency], dependency
     assert set(SERVICES["worker"]["depends_on"]) == {"kafka", "redis"}
-    for name in ("kafka", "redis", "worker", "prometheus", "alertmanager", "grafana"):
+    for name in ("kafka", "redis", "worker", "prometheus", "alertmanager", "alert-sink",
+                 "grafana"):
         assert "healthcheck" in SERVICES[name], name
 
 
@@ -207,6 +210,18 @@ def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:
     assert ("./prometheus/alertmanager/alertmanager.yml", "/etc/alertmanager/alertmanager.yml") in (
         mounts("alertmanager")
     )
+
+
+def test_alertmanager_notifies_the_alert_sink() -> None:
+    """Every receiver posts to the alert-sink service, on the port its command listens on."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    sink = SERVICES["alert-sink"]
+    port = int(sink["command"][sink["command"].index("--port") + 1])
+    assert ("./prometheus/alertmanager/sink.py", "/opt/sink.py") in mounts("alert-sink")
+    for receiver in config["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            assert hook["url"].startswith(f"http://alert-sink:{port}/"), receiver["name"]
+    assert "alert-sink" in SERVICES["alertmanager"]["depends_on"]
 
 
 def test_grafana_reaches_prometheus_and_loads_the_dashboards() -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from grafana import generate
+from grafana.panels import ALERT_LINE, BASELINE
 from tests.observability import spec
 from tests.observability.promstack import (
     dashboards,
@@ -137,7 +138,9 @@ def test_leading_timeseries_have_last_week_overlay() -> None:
     for panel in content_panels(boards()[LEADING]):
         if panel["type"] != "timeseries":
             continue
-        exprs = [t["expr"] for t in panel["targets"]]
+        # what an alert compares with is drawn as it is (no last-week twin)
+        exprs = [t["expr"] for t in panel["targets"]
+                 if not t["legendFormat"].endswith((BASELINE, ALERT_LINE))]
         now = [e for e in exprs if " offset 1w" not in e]
         last_week = [e for e in exprs if " offset 1w" in e]
         assert now and len(now) == len(last_week), panel["title"]
@@ -159,6 +162,46 @@ def test_leading_timeseries_have_last_week_overlay() -> None:
                 assert re.search(dashed[0]["matcher"]["options"], target["legendFormat"])
 
 
+def test_headline_stats_show_the_week_over_week_change_coloured_by_direction() -> None:
+    board = boards()[LEADING]
+    panels = content_panels(board)
+    headline = [p for p in panels if p["gridPos"]["y"] < 6 and p["type"] == "stat"]
+    assert [p["title"] for p in headline] == [
+        "Active users", "Signups", "Conversions", "Conversion ratio", "Revenue"]
+    for panel in headline:
+        (now, change) = [t["expr"] for t in panel["targets"]]
+        assert change == f"({now} / ({now} offset 1w) - 1)", panel["title"]
+        assert panel["options"]["graphMode"] == "area"  # the sparkline
+        (wow,) = [o for o in panel["fieldConfig"]["overrides"]
+                  if "vs last week" in o["matcher"]["options"]]
+        props = {p["id"]: p["value"] for p in wow["properties"]}
+        assert props["unit"] == "percentunit"
+        assert props["thresholds"]["steps"] == [{"color": "red", "value": None},
+                                                {"color": "green", "value": 0}]
+
+
+def test_trend_panels_draw_what_the_alerts_compare_with() -> None:
+    """The baseline and the trigger line of each drop alert, on its panel."""
+    panels = {p["title"]: p for p in content_panels(boards()[LEADING])}
+    rules = {r.name: r.expr for r in rule_expressions()}
+    for title, baseline, factor in (
+        ("Active users against the baseline ($window)",
+         "leadline:product_active_users:median_1w_2w_3w", "0.85"),
+        ("Conversion ratio ($window)", "leadline:product_conversion_ratio:median_1w_2w_3w",
+         "0.5"),
+        ("Revenue by currency ($window)", "leadline:product_revenue:median_1w_2w_3w", "0.5"),
+    ):
+        targets = {t["legendFormat"]: t["expr"] for t in panels[title]["targets"]}
+        (line,) = [e for legend, e in targets.items() if legend.endswith(BASELINE)]
+        (trigger,) = [e for legend, e in targets.items() if legend.endswith(ALERT_LINE)]
+        assert line.startswith(baseline + "{") and trigger == f"{factor} * {line}"
+        assert baseline in rules
+    # the factors are the alerts' own
+    alerts = " ".join(r.expr for r in rule_expressions() if r.kind == "alert")
+    assert "< 0.85" in alerts and "< 0.5 * leadline:product_conversion_ratio" in alerts
+    assert "< 0.5 * leadline:product_revenue:median_1w_2w_3w" in alerts
+
+
 def test_leading_indicators_cover_the_brief() -> None:
     exprs = " ".join(q.raw_expr for q in panel_queries() if q.dashboard == LEADING)
     for needed in [
@@ -175,6 +218,11 @@ def test_leading_indicators_cover_the_brief() -> None:
         "product_mrr_movement",
         "product_nps",
         "product_csat",
+        "product_refunds",
+        "product_subscription_churn_ratio",
+        "leadline:product_feature_users:ratio_active_users",
+        "product_feature_users",
+        "product_time_to_activate_seconds_bucket",
     ]:
         assert needed in exprs, needed
 
@@ -193,6 +241,12 @@ def test_pipeline_health_covers_the_brief() -> None:
         'up{job="leadline"}',
         "sum by (instance) (rate(leadline_events_processed_total",
         "sum by (topic, partition) (leadline_consumer_lag",
+        "leadline:consumer_lag:sum",
+        "leadline:workers:expected",
+        "process_resident_memory_bytes",
+        "leadline_memory_budget_bytes",
+        "rate(process_cpu_seconds_total",
+        "leadline_state_bytes",
     ]:
         assert needed in exprs, needed
 
@@ -255,3 +309,16 @@ def test_panel_variables_all_substituted() -> None:
         assert "$" not in query.expr and "[[" not in query.expr, query
     with pytest.raises(KeyError):
         substitute('x{a="$nope"}')
+
+
+def test_every_exported_product_metric_is_on_a_panel() -> None:
+    """Directly, or through a recording rule that reads it (issue 17)."""
+    exprs = [q.raw_expr for q in panel_queries() if q.dashboard == LEADING]
+    rules = {r.name: r.expr for r in rule_expressions() if r.kind == "record"}
+    shown: set[str] = set()
+    for expr in exprs:
+        for name in metric_names(expr):
+            shown.add(name.removesuffix("_bucket"))
+            shown |= {m.removesuffix("_bucket") for m in metric_names(rules.get(name, ""))}
+    product = {m for m in spec.METRICS if m.startswith("product_")}
+    assert product - shown == set()
