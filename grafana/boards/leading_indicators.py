@@ -38,6 +38,20 @@ WINDOW = 'window="$window"'
 CONVERSION_BASELINE = (
     'leadline:product_conversion_ratio:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
 REVENUE_BASELINE = "leadline:product_revenue:median_1w_2w_3w{" + WINDOW + "}"
+def windowed(metric: str, by: str) -> str:
+    """``max by (by)`` of a windowed product gauge in the chosen window, with the ``{o}``
+    placeholder of the week-over-week overlay."""
+    return f'max by ({by}) ({metric}{{{{job="leadline", {WINDOW}}}}}{{o}})'
+
+
+def add_windowed(layout: Layout, title: str, description: str, metric: str, by: str,
+                 legend: str, *, unit: str, decimals: int, w: int = 12) -> None:
+    """A panel of one windowed product gauge, from 0, with last week dashed."""
+    layout.add(timeseries_panel(title, description + " Dashed: one week earlier.",
+                                [(windowed(metric, by), legend)], unit=unit,
+                                decimals=decimals, week_over_week=True, min_val=0), w=w)
+
+
 ACTIVE_BASELINE = (
     'leadline:product_active_users:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
 
@@ -253,34 +267,14 @@ def _engagement(layout: Layout, windows: list[str]) -> None:
         ),
         w=12,
     )
-    layout.add(
-        timeseries_panel(
-            "Events by name ($window)",
-            "Valid events in the window per event name (configured names; the rest are "
-            "'other'), all platforms. Dashed: one week earlier.",
-            [('max by (name) (product_events{{job="leadline", ' + WINDOW + "}}{o})",
-              "{{name}}")],
-            unit="short",
-            decimals=0,
-            week_over_week=True,
-            min_val=0,
-        ),
-        w=12,
-    )
-    layout.add(
-        timeseries_panel(
-            "Sessions per user ($window)",
-            "Session starts in the window over distinct active users, all platforms. "
-            "Dashed: one week earlier.",
-            [('max by (window) (product_sessions_per_user{{job="leadline", ' + WINDOW
-              + "}}{o})", "sessions per user")],
-            unit="none",
-            decimals=2,
-            week_over_week=True,
-            min_val=0,
-        ),
-        w=12,
-    )
+    add_windowed(layout, "Events by name ($window)",
+                 "Valid events in the window per event name (configured names; the rest "
+                 "are 'other'), all platforms.", "product_events", "name", "{{name}}",
+                 unit="short", decimals=0)
+    add_windowed(layout, "Sessions per user ($window)",
+                 "Session starts in the window over distinct active users, all platforms.",
+                 "product_sessions_per_user", "window", "sessions per user",
+                 unit="none", decimals=2)
     layout.add(
         timeseries_panel(
             "Signups ($window)",
@@ -516,7 +510,7 @@ def _revenue(layout: Layout, currencies: list[str]) -> None:
 
 
 def _refunds(layout: Layout, currencies: list[str]) -> None:
-    refunds = 'max by (currency) (product_refunds{{job="leadline", ' + WINDOW + "}}{o})"
+    refunds = windowed("product_refunds", "currency")
     revenue = "max by (currency) (leadline:product_revenue:max{{" + WINDOW + "}}{o})"
     layout.add(
         currency_units(
@@ -553,20 +547,9 @@ def _features(layout: Layout) -> None:
         ),
         w=12,
     )
-    layout.add(
-        timeseries_panel(
-            "Feature users ($window)",
-            "Distinct users of each feature in the window, all platforms. Dashed: one week "
-            "earlier.",
-            [('max by (feature) (product_feature_users{{job="leadline", ' + WINDOW
-              + "}}{o})", "{{feature}}")],
-            unit="short",
-            decimals=0,
-            week_over_week=True,
-            min_val=0,
-        ),
-        w=12,
-    )
+    add_windowed(layout, "Feature users ($window)",
+                 "Distinct users of each feature in the window, all platforms.",
+                 "product_feature_users", "feature", "{{feature}}", unit="short", decimals=0)
     layout.add(
         timeseries_panel(
             "Time to activate",
@@ -583,44 +566,24 @@ def _features(layout: Layout) -> None:
         ),
         w=12,
     )
-    layout.add(
-        timeseries_panel(
-            "Subscription churn ($window)",
-            "Subscriptions cancelled in the window over those active at its start. Dashed: "
-            "one week earlier.",
-            [('max by (window) (product_subscription_churn_ratio{{job="leadline", '
-              + WINDOW + "}}{o})", "churn")],
-            unit="percentunit",
-            decimals=2,
-            week_over_week=True,
-            min_val=0,
-        ),
-        w=12,
-    )
+    add_windowed(layout, "Subscription churn ($window)",
+                 "Subscriptions cancelled in the window over those active at its start.",
+                 "product_subscription_churn_ratio", "window", "churn",
+                 unit="percentunit", decimals=2)
 
 
 def _satisfaction(layout: Layout) -> None:
     layout.row("Satisfaction")
-    layout.add(
-        timeseries_panel(
-            "Survey responses ($window)",
-            "Responses received in the window per survey (NPS, CSAT): how many answers the "
-            "scores below rest on. Dashed: one week earlier.",
-            [('max by (survey) (product_survey_responses{{job="leadline", ' + WINDOW
-              + "}}{o})", "{{survey}}")],
-            unit="short",
-            decimals=0,
-            week_over_week=True,
-            min_val=0,
-        ),
-        w=24,
-    )
+    add_windowed(layout, "Survey responses ($window)",
+                 "Responses received in the window per survey (NPS, CSAT): how many answers "
+                 "the scores below rest on.", "product_survey_responses", "survey",
+                 "{{survey}}", unit="short", decimals=0, w=24)
     layout.add(
         timeseries_panel(
             "NPS ($window)",
             "Net Promoter Score of the nps_submitted responses in the window: % promoters "
             "(9-10) minus % detractors (0-6), from -100 to 100. Dashed: one week earlier.",
-            [('max by (window) (product_nps{{job="leadline", ' + WINDOW + "}}{o})", "NPS")],
+            [(windowed("product_nps", "window"), "NPS")],
             unit="none",
             decimals=0,
             limits=thresholds((None, "red"), (0, "yellow"), (30, "green")),
@@ -636,7 +599,7 @@ def _satisfaction(layout: Layout) -> None:
             "CSAT ($window)",
             "Mean customer-satisfaction score of the csat_submitted responses in the window, "
             "from 1 to 5. Dashed: one week earlier.",
-            [('max by (window) (product_csat{{job="leadline", ' + WINDOW + "}}{o})", "CSAT")],
+            [(windowed("product_csat", "window"), "CSAT")],
             unit="none",
             decimals=2,
             limits=thresholds((None, "red"), (3.5, "yellow"), (4.2, "green")),

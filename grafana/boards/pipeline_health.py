@@ -74,26 +74,43 @@ def _now(layout: Layout) -> None:
     """The first row: is the pipeline healthy right now? Each stat is coloured at its
     alert's threshold."""
     layout.row("Now")
-    layout.add(_now_stat(
-        "Events/s", "Messages read from the events topic per second, all workers (5m rate).",
-        "leadline:events_received:rate5m", unit=EVENTS_PER_SECOND, decimals=0,
-        limits=thresholds((None, "red"), (0.001, "green"))), w=3, h=4)
-    layout.add(_now_stat(
-        "Dead letters", "Share of received events rejected to the DLQ (5m); red at the "
-        "LeadlineDeadLetterRatioHigh threshold, 5 %.",
-        "leadline:events_invalid:ratio_rate5m", unit="percentunit", decimals=2,
-        limits=thresholds((None, "green"), (0.05, "red"))), w=3, h=4)
-    layout.add(_now_stat(
-        "p90 event lag", "90 % of events were processed within this long after they "
-        "happened (5m); red at the LeadlineEventLagHigh threshold, 2 min.",
-        "leadline:event_lag_seconds:p90_rate5m", unit="s", decimals=1,
-        limits=thresholds((None, "green"), (120, "red"))), w=3, h=4)
-    layout.add(_now_stat(
-        "Watermark age", "Now minus the newest event time, on the worker furthest behind; "
-        "red at 15 min (LeadlineMetricsStale, with a backlog).",
-        "max(leadline:watermark_age_seconds:by_instance)", unit="s", decimals=0,
-        limits=thresholds((None, "green"), (900, "red"))), w=3, h=4)
-    layout.add(
+    stats = [
+        ("Events/s", "Messages read from the events topic per second, all workers (5m rate).",
+         "leadline:events_received:rate5m", EVENTS_PER_SECOND, 0,
+         ((None, "red"), (0.001, "green"))),
+        ("Dead letters", "Share of received events rejected to the DLQ (5m); red at the "
+         "LeadlineDeadLetterRatioHigh threshold, 5 %.",
+         "leadline:events_invalid:ratio_rate5m", "percentunit", 2,
+         ((None, "green"), (0.05, "red"))),
+        ("p90 event lag", "90 % of events were processed within this long after they "
+         "happened (5m); red at the LeadlineEventLagHigh threshold, 2 min.",
+         "leadline:event_lag_seconds:p90_rate5m", "s", 1, ((None, "green"), (120, "red"))),
+        ("Watermark age", "Now minus the newest event time, on the worker furthest behind; "
+         "red at 15 min (LeadlineMetricsStale, with a backlog).",
+         "max(leadline:watermark_age_seconds:by_instance)", "s", 0,
+         ((None, "green"), (900, "red"))),
+        None,  # workers up against expected: two values, below
+        ("Redis up", "Workers that reach Redis over all workers (1 = every one).",
+         'avg(leadline_redis_up{job="leadline"})', "percentunit", 0,
+         ((None, "red"), (1, "green"))),
+        ("Broker up", "Workers that reach the Kafka broker over all workers (1 = every one).",
+         'avg(leadline_broker_up{job="leadline"})', "percentunit", 0,
+         ((None, "red"), (1, "green"))),
+        ("Consumer lag", "Messages waiting on every assigned partition, all workers. Growing "
+         "for 15 min above 10,000: LeadlineConsumerLagGrowing.",
+         "leadline:consumer_lag:sum", "short", 0, ((None, "green"), (10_000, "orange"))),
+    ]
+    for stat_ in stats:
+        if stat_ is None:
+            layout.add(_workers_expected(), w=3, h=4)
+            continue
+        title, description, expr, unit, decimals, steps = stat_
+        layout.add(_now_stat(title, description, expr, unit=unit, decimals=decimals,
+                             limits=thresholds(*steps)), w=3, h=4)
+
+
+def _workers_expected() -> stat.Panel:
+    return (
         stat_panel("Workers up / expected", "Workers Prometheus scrapes successfully, and "
                    "leadline:workers:expected (LEADLINE_EXPECTED_WORKERS when the rules "
                    "were rendered). Fewer for 10 min: LeadlineWorkersMissing; none: "
@@ -103,21 +120,8 @@ def _now(layout: Layout) -> None:
         .graph_mode(common.BigValueGraphMode.NONE)
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .with_target(query('count(up{job="leadline"} == 1) or vector(0)', "up", "A"))
-        .with_target(query("leadline:workers:expected", "expected", "B")),
-        w=3, h=4)
-    layout.add(_now_stat(
-        "Redis up", "Workers that reach Redis over all workers (1 = every one).",
-        'avg(leadline_redis_up{job="leadline"})', unit="percentunit", decimals=0,
-        limits=thresholds((None, "red"), (1, "green"))), w=3, h=4)
-    layout.add(_now_stat(
-        "Broker up", "Workers that reach the Kafka broker over all workers (1 = every one).",
-        'avg(leadline_broker_up{job="leadline"})', unit="percentunit", decimals=0,
-        limits=thresholds((None, "red"), (1, "green"))), w=3, h=4)
-    layout.add(_now_stat(
-        "Consumer lag", "Messages waiting on every assigned partition, all workers. Growing "
-        "for 15 min above 10,000: LeadlineConsumerLagGrowing.",
-        "leadline:consumer_lag:sum", unit="short", decimals=0,
-        limits=thresholds((None, "green"), (10_000, "orange"))), w=3, h=4)
+        .with_target(query("leadline:workers:expected", "expected", "B"))
+    )
 
 
 def _throughput(layout: Layout) -> None:

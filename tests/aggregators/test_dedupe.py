@@ -354,28 +354,13 @@ def test_against_the_model(
     bits: int,
     min_slots: int,
     scalar_probes: int,
-    spill: bool,
+    spill_to_files: bool,
     horizon: int,
 ) -> None:
     """Batches (duplicates, replays), time passing 25 h and more, changelog chunks,
     recovery into a fresh deduper, chunks loaded into a live one, expiry; past hours in
     memory or in files; the SPEC's 24 h horizon or a short one."""
-    with tempfile.TemporaryDirectory() as tmp:
-        _against_the_model(ops, live_max, vector_min, bits, min_slots, scalar_probes,
-                           Path(tmp) / "ids" if spill else None, horizon)
-
-
-def _against_the_model(
-    ops: list[tuple[str, Any]],
-    live_max: int,
-    vector_min: int,
-    bits: int,
-    min_slots: int,
-    scalar_probes: int,
-    spill: Path | None,
-    horizon: int,
-) -> None:
-    with patch.multiple(
+    with tempfile.TemporaryDirectory() as tmp, patch.multiple(
         dedupe,
         LIVE_MAX=live_max,
         _VECTOR_MIN=vector_min,
@@ -383,6 +368,7 @@ def _against_the_model(
         _MIN_SLOTS=min_slots,
         _SCALAR_PROBES=scalar_probes,
     ):
+        spill = Path(tmp) / "ids" if spill_to_files else None
         d, model = Deduper(horizon, spill), Model(horizon + HOUR)
         now = NOW
         offset = 0
