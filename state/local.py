@@ -15,9 +15,9 @@ not grow outside it with the data (``docs/performance.md``, "Local store").
 
 The changelog stays the state of record: this store is a cache of it. It is emptied
 when the worker opens it (after taking a lock on the directory, so that a second worker
-given the same ``LEADLINE_DATA_DIR`` fails instead of emptying the first one's), and a partition's records are loaded again from the
-changelog when the partition is assigned (``streams/store.py``), so it never holds
-anything the changelog does not.
+given the same ``LEADLINE_DATA_DIR`` fails instead of emptying the first one's), and a
+partition's records are loaded again from the changelog when the partition is assigned
+(``streams/store.py``), so it never holds anything the changelog does not.
 
 Keys: ``kind (1 byte) | partition (2 bytes, big-endian) | key``, so a partition's
 records of a kind are one contiguous range, dropped with one range delete on revoke.
