@@ -98,8 +98,11 @@ def id_hash(event_id: str) -> int:
     return _digest(event_id.encode())
 
 
-def _hour(now: float) -> int:
-    return int(now // HOUR) * HOUR
+def generation_seconds(horizon: float) -> int:
+    """Length of a generation for ``horizon``: an hour, or a twelfth of a horizon under
+    12 hours (at least a minute), so that a short horizon is also forgotten soon after it
+    ends (a soak reaches the steady state in minutes)."""
+    return int(min(HOUR, max(60, horizon // 12)))
 
 
 class _Run:
@@ -190,7 +193,8 @@ class Deduper:
     """Seen ids of one partition. ``take_chunk`` batches new ids for the changelog.
 
     ``horizon``: how long (s) a repeat counts as a duplicate; an id is remembered at
-    least that long and at most an hour more (generations are hours).
+    least that long and at most one generation more (``generation_seconds``: an hour for
+    the SPEC's 24 h; the "hours" of this module are generations).
     ``spill``: a directory (emptied here) to write each hour's run to once the hour is
     over; the run is then read through a memory map, so the kernel keeps its pages in
     the page cache or drops them, and the process holds ~4-8 B an id (the filter)
@@ -198,7 +202,8 @@ class Deduper:
     """
 
     def __init__(self, horizon: float = HORIZON, spill: Path | None = None) -> None:
-        self.retention = horizon + HOUR
+        self.generation = generation_seconds(horizon)
+        self.retention = horizon + self.generation
         self._spill = spill
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
@@ -470,9 +475,13 @@ class Deduper:
 
     # -- maintenance --------------------------------------------------------------------
 
+    def generation_start(self, now: float) -> int:
+        """Start of the generation (the "hour") that ``now`` falls in."""
+        return int(now // self.generation) * self.generation
+
     def _enter(self, now: float) -> None:
         """Before a lookup at ``now``: live dict of the right hour, chunks sorted."""
-        hour = _hour(now)
+        hour = self.generation_start(now)
         if hour != self._live_hour:
             if self._live:
                 self._flush_live()
@@ -482,7 +491,7 @@ class Deduper:
             self._settle()
             self._seal()
         self._lo = float(hour)
-        self._hi = float(hour + HOUR)
+        self._hi = float(hour + self.generation)
 
     def _flush_live(self) -> None:
         """Sort the live dict into a run of its hour."""

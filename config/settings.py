@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         default="24h",
         description="A repeated `event_id` within this long counts once (SPEC: 24h). "
         "Shorter only to let a soak reach steady state in minutes: ids are kept this long "
-        "plus up to an hour.",
+        "plus one generation (an hour; a twelfth of a horizon under 12h, at least a minute).",
     )
     memory_budget: ByteSize = Field(
         default=ByteSize(512 * 1024**2), ge=64 * 1024**2,

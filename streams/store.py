@@ -30,7 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from leadline.aggregators.dedupe import HORIZON, HOUR, Deduper
+from leadline.aggregators.dedupe import HORIZON, Deduper
 from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
@@ -208,8 +208,8 @@ class PartitionStore:
 
         The order is what makes a restored user stamp trustworthy (see the module doc).
         """
-        hour = int(now // HOUR) * HOUR
         for p, state in self.states.items():
+            hour = self.dedupers[p].generation_start(now)
             for key, data in self._unwritten.pop(p, {}).items():
                 self._write(p, cell_table_key(p, key), data)
             chunk = self.dedupers[p].take_chunk()

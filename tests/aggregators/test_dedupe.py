@@ -19,6 +19,7 @@ from leadline.aggregators.dedupe import (
     LIVE_MAX,
     RETENTION,
     Deduper,
+    generation_seconds,
     id_hash,
 )
 
@@ -270,8 +271,9 @@ def test_the_filter_grows_and_shrinks_without_losing_ids(batch: bool) -> None:
 class Model:
     """The oracle: one plain dict per hour; an id's first offset is its least one."""
 
-    def __init__(self, retention: float = RETENTION) -> None:
+    def __init__(self, retention: float = RETENTION, generation: int = HOUR) -> None:
         self.retention = retention
+        self.generation = generation
         self.gens: dict[int, dict[int, int]] = {}
         self.new: list[tuple[int, int]] = []
 
@@ -279,7 +281,7 @@ class Model:
         h = id_hash(event_id)
         known = [g[h] for g in self.gens.values() if h in g]
         if not known:
-            self.gens.setdefault(int(now // HOUR) * HOUR, {})[h] = offset
+            self.gens.setdefault(int(now // self.generation) * self.generation, {})[h] = offset
             self.new.append((h, offset))
             return False
         return min(known) != offset
@@ -369,7 +371,9 @@ def test_against_the_model(
         _SCALAR_PROBES=scalar_probes,
     ):
         spill = Path(tmp) / "ids" if spill_to_files else None
-        d, model = Deduper(horizon, spill), Model(horizon + HOUR)
+        d = Deduper(horizon, spill)
+        model = Model(d.retention, d.generation)
+        gen = d.generation
         now = NOW
         offset = 0
         sent: list[tuple[str, int]] = []
@@ -396,13 +400,13 @@ def test_against_the_model(
                 chunk = d.take_chunk()
                 assert chunk == model.take_chunk()
                 if chunk is not None:
-                    log.append((int(now // HOUR) * HOUR, chunk))
+                    log.append((int(now // gen) * gen, chunk))
             elif op == "expire":
                 assert d.expire(now) == model.expire(now)
                 log = [(hour, c) for hour, c in log if hour >= now - model.retention]
             elif op == "recover":
                 # a crash: what was not flushed is lost; a new deduper loads the changelog
-                d, model = Deduper(horizon, spill), Model(horizon + HOUR)
+                d, model = Deduper(horizon, spill), Model(d.retention, gen)
                 order = list(log)
                 arg.shuffle(order)
                 for hour, chunk in order:
@@ -413,13 +417,13 @@ def test_against_the_model(
                 pick, this_hour = arg
                 hour, chunk = log[pick % len(log)]
                 if this_hour:
-                    hour = int(now // HOUR) * HOUR
+                    hour = int(now // gen) * gen
                 d.load_chunk(hour, chunk)
                 model.load_chunk(hour, chunk)
             elif op == "foreign":
                 # a zombie incarnation's chunk: its own offsets, any hour, into the changelog
                 hours_back, entries = arg
-                hour = int(now // HOUR) * HOUR + hours_back * HOUR
+                hour = int(now // gen) * gen + hours_back * gen
                 chunk = b"".join(_ENTRY.pack(id_hash(IDS[i]), o) for i, o in entries)
                 d.load_chunk(hour, chunk)
                 model.load_chunk(hour, chunk)
@@ -471,10 +475,13 @@ def test_past_hours_go_to_files_and_leave_the_heap(tmp_path: Path) -> None:
 
 
 def test_a_shorter_horizon_forgets_sooner() -> None:
+    """10 minutes: generations of a minute, an id forgotten 10-11 minutes after."""
     d = Deduper(horizon=600)
-    assert d.retention == 600 + HOUR
+    assert (d.generation, d.retention) == (60, 660)
+    assert generation_seconds(HORIZON) == HOUR and generation_seconds(3600) == 300
     d.is_duplicate("a", 1, NOW)
     assert d.is_duplicate("a", 2, NOW + 599)
-    d.check_batch([], [], NOW + 2 * HOUR)
-    assert d.expire(NOW + 2 * HOUR) == [GEN]  # at most the horizon plus an hour
-    assert not d.is_duplicate("a", 3, NOW + 2 * HOUR)
+    start = d.generation_start(NOW)
+    d.check_batch([], [], NOW + 700)
+    assert d.expire(NOW + 700) == [start]  # at most the horizon plus a generation
+    assert not d.is_duplicate("a", 3, NOW + 700)
