@@ -13,7 +13,8 @@ counters. At the end it lets the worker drain and checks that nothing was lost:
 * scrape time stayed flat (median of the last quarter <= 2x the first quarter, + 50 ms);
 * memory: the RSS slope after the first quarter, in MiB per minute and bytes per event,
   beside the growth of the state the worker holds for a horizon (``leadline_state_bytes``:
-  event ids 25 h, per-user state 30 days, cells their window), which is not flat until
+  event ids 25 h (``LEADLINE_DEDUPE_HORIZON`` + a generation), per-user state 30 days
+  (in the local store: its cache), cells their window), which is not flat until
   the horizon is reached by design; the RSS *beyond* that state must grow by at most
   ``--max-rss-mib-per-min`` (no leak). With ``--probe`` (``make soak``) that is measured
   *at rest*: after the first quarter and after the drain the traffic pauses, the worker
@@ -53,6 +54,9 @@ from reliability.memprobe import rest_request
 ROOT = Path(__file__).resolve().parent.parent
 
 KINDS = ("event_ids", "users", "cells", "view_cells")
+#: leadline_state_bytes kinds: the entries' memory, and the local store's cache (per-user
+#: records live on disk; the cache grows up to its share of LEADLINE_MEMORY_BUDGET).
+BYTE_KINDS = (*KINDS, "local_store")
 
 
 @dataclass
@@ -104,7 +108,8 @@ def fit(xs: list[float], ys: list[float]) -> float:
 def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
         workdir: Path, drain_minutes: float = 15.0, probe: bool = False,
         replay: int = 0, backlog: float = 0.0,
-        max_in_use_mib_per_min: float = 0.5) -> dict[str, Any]:
+        max_in_use_mib_per_min: float = 0.5, dedupe_horizon: str | None = None
+        ) -> dict[str, Any]:
     broker_port, redis_port, web_port = (services.free_port() for _ in range(3))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")} | {
         "LEADLINE_BROKER": f"kafka://127.0.0.1:{broker_port}",
@@ -113,6 +118,8 @@ def run(minutes: float, rate: float, every: float, max_rss_mib_per_min: float,
         "LEADLINE_APP_ID": "soak", "LEADLINE_SCRAPE_CACHE_SECONDS": "0",
         "PYTHONPATH": str(ROOT),
     }
+    if dedupe_horizon is not None:  # a short one reaches the dedupe steady state in minutes
+        env["LEADLINE_DEDUPE_HORIZON"] = dedupe_horizon
     command = [sys.executable, "-m", "leadline.cli", "worker"]
     probe_file = workdir / "memprobe.jsonl"
     if probe:  # the same worker, sampling where its memory is (reliability/memprobe.py)
@@ -218,7 +225,7 @@ def drained(url: str, sent: int) -> bool:
 
 def state_mib(samples: dict[Any, float]) -> float:
     """``leadline_state_bytes`` of every kind, MiB."""
-    return sum(sample(samples, "leadline_state_bytes", kind=kind) for kind in KINDS) / 2**20
+    return sum(sample(samples, "leadline_state_bytes", kind=kind) for kind in BYTE_KINDS) / 2**20
 
 
 def at_rest(sender: PacedSender, url: str, probe_file: Path, started: float,
@@ -417,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                              "state, between the samples at rest after warm-up and at the end")
     parser.add_argument("--drain-minutes", type=float, default=15.0,
                         help="longest wait for the worker to catch up at the end")
+    parser.add_argument("--dedupe-horizon", default=None, metavar="DURATION",
+                        help="the worker's LEADLINE_DEDUPE_HORIZON (default: its own, 24h)")
     parser.add_argument("--out", type=Path, default=None, help="write the summary as JSON")
     parser.add_argument("--probe", action="store_true",
                         help="sample where the worker's memory is, every minute "
@@ -437,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="leadline-soak-"))
     summary = run(args.minutes, args.rate, args.every, args.max_rss_mib_per_min, workdir,
                   args.drain_minutes, args.probe, args.replay, args.backlog,
-                  args.max_in_use_mib_per_min)
+                  args.max_in_use_mib_per_min, args.dedupe_horizon)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.out:
