@@ -99,14 +99,25 @@ def _now(layout: Layout) -> None:
         ("Consumer lag", "Messages waiting on every assigned partition, all workers. Growing "
          "for 15 min above 10,000: LeadlineConsumerLagGrowing.",
          "leadline:consumer_lag:sum", "short", 0, ((None, "green"), (10_000, "orange"))),
+        ("Memory / budget", "Resident memory over LEADLINE_MEMORY_BUDGET, on the worker "
+         "closest to its budget; red at 115 % (LeadlineMemoryOverBudget).",
+         'max(process_resident_memory_bytes{job="leadline"} / on (instance) '
+         'leadline_memory_budget_bytes{job="leadline"})', "percentunit", 0,
+         ((None, "green"), (0.9, "orange"), (1.15, "red"))),
+        ("CPU", "CPU of the busiest worker, in cores (1 = one full core: it cannot go faster).",
+         'max(rate(process_cpu_seconds_total{job="leadline"}[$__rate_interval]))', "none", 2,
+         ((None, "green"), (0.8, "orange"))),
+        ("State memory", "What the workers' state takes in memory, all workers "
+         "(leadline_state_bytes: event ids, users, cells, the local store's cache).",
+         'sum(leadline_state_bytes{job="leadline"})', "bytes", 0, ((None, "blue"),)),
     ]
-    for stat_ in stats:
+    for stat_ in stats:  # two lines of six
         if stat_ is None:
-            layout.add(_workers_expected(), w=3, h=4)
+            layout.add(_workers_expected(), w=4, h=4)
             continue
         title, description, expr, unit, decimals, steps = stat_
         layout.add(_now_stat(title, description, expr, unit=unit, decimals=decimals,
-                             limits=thresholds(*steps)), w=3, h=4)
+                             limits=thresholds(*steps)), w=4, h=4)
 
 
 def _workers_expected() -> stat.Panel:
