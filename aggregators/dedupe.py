@@ -25,11 +25,13 @@ are held in a few large numpy arrays, ~16-26 bytes per id (``docs/performance.md
   hour has ~log2(ids / LIVE_MAX) runs and an id is merged that often; when the hour is
   over its runs become one (one search per lookup).
 * **Past hours in files** (with ``spill``, as the worker runs): once its hour is over a
-  generation is one run, written to two files and read back through ``np.memmap``. Its
-  pages are then the kernel's page cache, dropped under memory pressure, and the
-  process keeps only the filter for it. Lookups reach a past hour only through the
-  filter (a true duplicate, a replay or a false candidate), so few of its pages are
-  touched.
+  generation is one run, written to one file and mapped back read-only with random
+  access advised. Its pages are then the kernel's page cache: clean, dropped under
+  memory pressure, and read back on demand. The process's own (anonymous) memory keeps
+  only the filter for it. Lookups reach a past hour only through the filter (a true
+  duplicate, a replay or a false candidate, ~0.005-0.03 per new id), but each page fault
+  maps the cached pages around it (fault-around, 64 KiB), so with memory to spare the
+  hashes of every past hour (8 B an id) show in the process's file-backed RSS.
 * **Loaded chunks** (``load_chunk``; at recovery many per hour, in any order, for any
   hour, the live one included) are queued per generation as they are and sorted into
   one run (duplicates: the minimum offset) at the next lookup.
@@ -55,6 +57,7 @@ the same for one event without numpy.
 
 from __future__ import annotations
 
+import mmap
 import shutil
 import struct
 import sys
@@ -108,23 +111,22 @@ def generation_seconds(horizon: float) -> int:
 class _Run:
     """Hashes sorted and unique, with the minimum first offset of each."""
 
-    __slots__ = ("files", "hashes", "hview", "offsets", "oview")
+    __slots__ = ("file", "hashes", "hview", "offsets", "oview")
 
-    def __init__(self, hashes: U64, offsets: I64, files: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, hashes: U64, offsets: I64, file: Path | None = None) -> None:
         self.hashes = hashes
         self.offsets = offsets
         # Python ints without a numpy call, for bisect on one hash
         self.hview = hashes.data
         self.oview = offsets.data
-        #: The files the arrays are mapped from (a sealed hour's run), else None.
-        self.files = files
+        #: The file the arrays are mapped from (a sealed hour's run), else None.
+        self.file = file
 
     def release(self) -> None:
-        """Delete the run's files (their pages stay readable until the arrays go)."""
-        if self.files is not None:
-            for path in self.files:
-                path.unlink(missing_ok=True)
-            self.files = None
+        """Delete the run's file (its pages stay readable until the arrays go)."""
+        if self.file is not None:
+            self.file.unlink(missing_ok=True)
+            self.file = None
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -254,7 +256,7 @@ class Deduper:
         """Memory held (arrays exactly, the live dict estimated from object sizes); runs
         in files are not counted (see :meth:`disk_bytes`)."""
         arrays = sum(r.hashes.nbytes + r.offsets.nbytes
-                     for gen in self._gens.values() for r in gen.runs if r.files is None)
+                     for gen in self._gens.values() for r in gen.runs if r.file is None)
         arrays += sum(chunk.nbytes for gen in self._gens.values() for chunk in gen.pending)
         arrays += self._slots.nbytes + (0 if self._next is None else self._next.nbytes)
         # a live entry: its dict slot share, a hash int and an offset int (also listed in
@@ -266,7 +268,7 @@ class Deduper:
     def disk_bytes(self) -> int:
         """Bytes of the runs written to files."""
         return sum(r.hashes.nbytes + r.offsets.nbytes
-                   for gen in self._gens.values() for r in gen.runs if r.files is not None)
+                   for gen in self._gens.values() for r in gen.runs if r.file is not None)
 
     def is_duplicate(self, event_id: str, offset: int, now: float) -> bool:
         """True if another message already carried this id (a replay of itself is not)."""
@@ -576,7 +578,7 @@ class Deduper:
                 continue
             while len(gen.runs) > 1:
                 self._merge_last(gen)
-            if self._spill is not None and gen.runs and gen.runs[0].files is None:
+            if self._spill is not None and gen.runs and gen.runs[0].file is None:
                 gen.runs[0] = _spilled(gen.runs[0], self._spill / f"{gen.hour}-{next(self._names)}")
 
     def _merge_last(self, gen: _Gen) -> None:
@@ -635,14 +637,27 @@ class Deduper:
                 self._mark(gen, run.hashes)
 
 
-def _spilled(run: _Run, stem: Path) -> _Run:
-    """``run`` written to two files and mapped back read-only."""
-    files = (stem.with_suffix(".hashes"), stem.with_suffix(".offsets"))
-    run.hashes.tofile(files[0])
-    run.offsets.tofile(files[1])
-    hashes = np.memmap(files[0], dtype=np.uint64, mode="r")
-    offsets = np.memmap(files[1], dtype=np.int64, mode="r")
-    return _Run(hashes, offsets, files)
+def _spilled(run: _Run, path: Path) -> _Run:
+    """``run`` written to one file (hashes, then offsets) and mapped back read-only.
+
+    Random access is advised: a lookup touches the few pages of one binary search, and
+    the kernel's read-ahead would bring a dozen neighbours of each into memory with it.
+    One file, one mapping: a past hour holds one file descriptor (the mapping's).
+    """
+    try:
+        with path.open("wb") as out:
+            run.hashes.tofile(out)
+            run.offsets.tofile(out)
+        with path.open("rb") as f:
+            mapped = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    except FileNotFoundError:
+        return run  # the partition was forgotten meanwhile: its directory is gone
+    mapped.madvise(mmap.MADV_RANDOM)
+    n = len(run)
+    # the arrays hold the mapping; it is unmapped (and its descriptor closed) with them
+    hashes = np.frombuffer(mapped, dtype=np.uint64, count=n)
+    offsets = np.frombuffer(mapped, dtype=np.int64, count=n, offset=8 * n)
+    return _Run(hashes, offsets, path)
 
 
 def _set_bit(slots: npt.NDArray[np.uint32], bit: int, hashes: U64) -> None:

@@ -67,11 +67,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     gc.set_threshold(10_000, 50, 1_000)
     worker = create_app(settings, definitions)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if worker.store.local is not None:
-        try:
-            worker.store.local.open()  # fails now, not at the first assignment
-        except StoreInUse as exc:
-            return _fail(str(exc), EXIT_CONFIG)
+    try:
+        worker.store.open()  # fails now, not at the first assignment
+    except StoreInUse as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    raise_open_files_limit()
     gc.freeze()
     faust_worker = faust.Worker(
         worker.app, loglevel=settings.log_level.upper(), quiet=True,
@@ -80,8 +80,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.getLogger("leadline").info(
         "leadline worker: /metrics on http://%s:%s/metrics, broker %s, redis %s",
         settings.web_host, settings.web_port, settings.broker_url, settings.redis_url)
-    faust_worker.execute_from_commandline()
+    try:
+        faust_worker.execute_from_commandline()
+    finally:
+        worker.store.close()
     return 0
+
+
+def raise_open_files_limit() -> None:
+    """Soft limit of open files up to the hard one: each past hour of event ids of each
+    owned partition holds a mapped file (24 a partition at the 24 h horizon), beside
+    RocksDB's files and the Kafka sockets; a worker that takes over many partitions
+    would reach the usual soft limit of 1,024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def cmd_send(args: argparse.Namespace) -> int:

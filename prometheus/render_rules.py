@@ -12,7 +12,8 @@ Settings (environment, or the options of the same name):
 - ``LEADLINE_GRAFANA_URL``: Grafana's root URL. Default ``http://localhost:3000``
   (the docker-compose stack).
 - ``LEADLINE_EXPECTED_WORKERS``: how many workers should run, the value of the
-  ``leadline:workers:expected`` recording rule (``LeadlineWorkersMissing``). Default 1.
+  ``leadline:workers:configured`` recording rule (``LeadlineWorkersMissing`` expects it,
+  or more if more were up in the last 6 hours). Default 1.
 
 Usage, from the repository root::
 
@@ -77,7 +78,7 @@ PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
 DEFAULT_EXPECTED_WORKERS = 1
 
 _ALERT = re.compile(r"^\s*- alert: (\w+)\s*$")
-_EXPECTED = re.compile(r"^\s*- record: leadline:workers:expected\s*$")
+_EXPECTED = re.compile(r"^\s*- record: leadline:workers:configured\s*$")
 _EXPR = re.compile(r"^(\s*)expr: .*$")
 _LINK = re.compile(r"^(\s*)(runbook_url|dashboard_url): .*$")
 

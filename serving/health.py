@@ -116,6 +116,13 @@ class Health(Collector):
         yield GaugeMetricFamily("leadline_memory_budget_bytes", "LEADLINE_MEMORY_BUDGET: the "
                                 "RAM the worker's state is meant to stay within.",
                                 value=self.memory_budget)
+        anonymous = resident_anonymous_bytes()
+        if anonymous is not None:
+            yield GaugeMetricFamily(
+                "leadline_resident_anonymous_bytes", "Resident anonymous memory (RssAnon): "
+                "heap and private maps, without the file pages the kernel can drop (past "
+                "hours' event ids, libraries) that process_resident_memory_bytes includes.",
+                value=anonymous)
         info = GaugeMetricFamily("leadline_build_info", "Running version.", labels=["version"])
         info.add_metric([self.version], 1)
         yield info
@@ -158,3 +165,15 @@ class Health(Collector):
         for (topic, partition, error), n in sorted(dict(self.fetch_errors).items()):
             errors.add_metric([topic, str(partition), error], n)
         yield errors
+
+
+def resident_anonymous_bytes() -> int | None:
+    """RssAnon of this process from ``/proc/self/status``; None where there is none."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None

@@ -24,6 +24,7 @@ that already hold it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 from collections import defaultdict
@@ -82,6 +83,10 @@ class PartitionStore:
         self.local = local
         self.ids = ids
         self.horizon = horizon
+        #: Each partition's id files, a new directory per incarnation: a batch of an
+        #: earlier incarnation still in flight never writes into the current one's.
+        self._spill_dirs: dict[int, Path] = {}
+        self._incarnations = itertools.count()
         self.states: dict[int, PartitionState] = {}
         self.dedupers: dict[int, Deduper] = {}
         #: Identity links of each partition (forward stitching of anonymous ids).
@@ -95,6 +100,19 @@ class PartitionStore:
         #: Table keys of the id chunks, per partition and hour: what expiry tombstones.
         self._chunk_keys: dict[int, dict[int, list[bytes]]] = {}
 
+    def open(self) -> None:
+        """Take the worker's local files: lock and empty the local store, and empty the
+        id files a previous process left (``LocalStore.open`` fails if another process
+        holds them). The worker calls it at start; ``rebuild`` opens the store anyway."""
+        if self.local is not None:
+            self.local.open()
+        if self.ids is not None:
+            shutil.rmtree(self.ids, ignore_errors=True)
+
+    def close(self) -> None:
+        if self.local is not None:
+            self.local.close()
+
     def rebuild(self, owned: set[int]) -> set[int]:
         """Align in-memory states with the owned partitions, loading new ones from the table.
 
@@ -107,7 +125,9 @@ class PartitionStore:
         for p in new:
             users = None if self.local is None else self.local.records(USERS, p)
             self.states[p] = PartitionState(self.definitions, users)
-            spill = None if self.ids is None else self.ids / str(p)
+            spill = None
+            if self.ids is not None:
+                spill = self._spill_dirs[p] = self.ids / f"{p}.{next(self._incarnations)}"
             self.dedupers[p] = Deduper(self.horizon, spill)
             self.links[p] = Links()
         loaded: dict[int, int] = defaultdict(int)
@@ -170,8 +190,9 @@ class PartitionStore:
             if state is not None:
                 state.users.clear()  # the local store's records of p
             self.dedupers.pop(p, None)
-            if self.ids is not None:
-                shutil.rmtree(self.ids / str(p), ignore_errors=True)  # its spilled runs
+            spill = self._spill_dirs.pop(p, None)
+            if spill is not None:
+                shutil.rmtree(spill, ignore_errors=True)  # its past hours' ids
             self.links.pop(p, None)
             self._pruned_at.pop(p, None)
             self._chunk_keys.pop(p, None)

@@ -99,9 +99,9 @@ def _now(layout: Layout) -> None:
         ("Consumer lag", "Messages waiting on every assigned partition, all workers. Growing "
          "for 15 min above 10,000: LeadlineConsumerLagGrowing.",
          "leadline:consumer_lag:sum", "short", 0, ((None, "green"), (10_000, "orange"))),
-        ("Memory / budget", "Resident memory over LEADLINE_MEMORY_BUDGET, on the worker "
-         "closest to its budget; red at 115 % (LeadlineMemoryOverBudget).",
-         'max(process_resident_memory_bytes{job="leadline"} / on (instance) '
+        ("Memory / budget", "Anonymous resident memory over LEADLINE_MEMORY_BUDGET, on the "
+         "worker closest to its budget; red at 115 % (LeadlineMemoryOverBudget).",
+         'max(leadline_resident_anonymous_bytes{job="leadline"} / on (instance) '
          'leadline_memory_budget_bytes{job="leadline"})', "percentunit", 0,
          ((None, "green"), (0.9, "orange"), (1.15, "red"))),
         ("CPU", "CPU of the busiest worker, in cores (1 = one full core: it cannot go faster).",
@@ -124,8 +124,9 @@ def _workers_expected() -> stat.Panel:
     return (
         stat_panel("Workers up / expected", "Workers Prometheus scrapes successfully, and "
                    "leadline:workers:expected (LEADLINE_EXPECTED_WORKERS when the rules "
-                   "were rendered). Fewer for 10 min: LeadlineWorkersMissing; none: "
-                   "LeadlineNoWorkers.", unit="none", decimals=0,
+                   "were rendered, or the most up in the last 6 hours if more). Fewer for "
+                   "10 min: LeadlineWorkersMissing; none: LeadlineNoWorkers.",
+                   unit="none", decimals=0,
                    limits=thresholds((None, "red"), (1, "green")))
         .color_mode(common.BigValueColorMode.VALUE)
         .graph_mode(common.BigValueGraphMode.NONE)
@@ -359,11 +360,14 @@ def _resources(layout: Layout) -> None:
     layout.add(
         timeseries_panel(
             "Memory against budget",
-            "Resident memory of each worker (process_resident_memory_bytes), its "
-            "LEADLINE_MEMORY_BUDGET, and the LeadlineMemoryOverBudget line at budget + 15 % "
-            "(dashed). The alert also fires when the last hour's trend crosses that line "
-            "within 4 hours.",
+            "Anonymous resident memory of each worker (the heap: what the alert watches), "
+            "its whole RSS (with the page cache of mapped id files, which the kernel drops "
+            "under pressure), LEADLINE_MEMORY_BUDGET, and the LeadlineMemoryOverBudget line "
+            "at budget + 15 % (dashed). The alert also fires when the last hour's trend of "
+            "the anonymous memory crosses that line within 4 hours.",
             [
+                ('leadline_resident_anonymous_bytes{job="leadline"}',
+                 "anonymous {{instance}}"),
                 ('process_resident_memory_bytes{job="leadline"}', "RSS {{instance}}"),
                 ('max(leadline_memory_budget_bytes{job="leadline"})', "budget"),
                 ('1.15 * max(leadline_memory_budget_bytes{job="leadline"})', "alert line"),

@@ -27,7 +27,8 @@ ZERO = frozenset({"leadline_partition_stalled", "leadline_fetch_errors_total"})
 ONE = frozenset({"leadline_redis_up", "leadline_broker_up", "leadline_build_info"})
 
 #: A healthy worker's memory: well inside its budget.
-BYTES = {"leadline_memory_budget_bytes": 512 * 2**20, "process_resident_memory_bytes": 300 * 2**20}
+BYTES = {"leadline_memory_budget_bytes": 512 * 2**20, "process_resident_memory_bytes": 300 * 2**20,
+         "leadline_resident_anonymous_bytes": 250 * 2**20}
 
 #: Cumulative share of events per lag bucket: a healthy pipeline (p90 about 1 s).
 LAG_BUCKETS = {"0.5": 0.8, "1.0": 0.9, "10.0": 0.95, "60.0": 0.98, "300.0": 0.99, "+Inf": 1.0}

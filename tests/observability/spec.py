@@ -88,6 +88,8 @@ EXTRA_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "leadline_state_bytes": ("gauge", ("kind",)),
     # LEADLINE_MEMORY_BUDGET (issue 14); LeadlineMemoryOverBudget compares RSS with it.
     "leadline_memory_budget_bytes": ("gauge", ()),
+    # RssAnon: what the budget bounds (file pages of mapped id files are the kernel's).
+    "leadline_resident_anonymous_bytes": ("gauge", ()),
     # prometheus-client's process collector (issue 17: the SRE board's resources row).
     "process_resident_memory_bytes": ("gauge", ()),
     "process_cpu_seconds_total": ("counter", ()),

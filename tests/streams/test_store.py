@@ -168,7 +168,7 @@ def test_losing_a_partition_forgets_its_users(new_store: NewStore) -> None:
     assert set(store.states) == {0}
     assert not any(k.startswith(b"1|") for k in table.data)  # no stale copy left
     assert list(users.items()) == []                       # nor in the local store
-    assert store.ids is None or not (store.ids / "1").exists()  # nor its id files
+    assert store.ids is None or not list(store.ids.glob("1.*"))  # nor its id files
 
 
 def test_a_checkpoint_writes_each_cell_changed_since_the_last_once_in_its_latest_form(
@@ -253,3 +253,19 @@ def test_the_changelog_has_one_writer_the_checkpoint() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "send_changelog":
                 callers.add(path.name)
     assert callers == {"checkpoint.py"}
+
+
+def test_open_empties_the_id_files_a_previous_process_left(tmp_path: Path) -> None:
+    ids = tmp_path / "ids"
+    (ids / "2.0").mkdir(parents=True)                     # a partition this worker lost
+    (ids / "2.0" / "490000-0").write_bytes(b"x" * 16)
+    local = LocalStore(tmp_path / "state", 16 << 20)
+    store = PartitionStore(D, Table(), local, ids=ids)
+    store.open()
+    assert not ids.exists()
+    store.rebuild({0})
+    assert [p.name for p in ids.iterdir()] == ["0.0"]      # a directory per incarnation
+    store.rebuild(set())
+    store.rebuild({0})
+    assert [p.name for p in ids.iterdir()] == ["0.1"]
+    store.close()
