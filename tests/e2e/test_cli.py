@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from leadline.embedded.services import free_port
+from leadline.state.local import USERS, LocalStore
 from tests.support.worker import ROOT
 
 pytestmark = pytest.mark.slow  # each case runs `leadline` as a process: ~1 s
@@ -102,3 +103,26 @@ def test_check_config_points_at_the_line(tmp_path) -> None:  # type: ignore[no-u
     assert f"{bad}:3: labels.platform: 'all' is reserved" in result.stderr.decode()
     ok = leadline("check-config", env={})
     assert ok.returncode == 0 and b"OK" in ok.stdout
+
+
+def test_a_second_worker_on_a_held_data_dir_exits_2_and_empties_nothing(  # type: ignore[no-untyped-def]
+        broker, redis_server, tmp_path) -> None:
+    """Two workers given one LEADLINE_DATA_DIR: the second one stops at start, before it
+    touches the first one's local store (here the lock is held by this test)."""
+    data = tmp_path / "worker"
+    held = LocalStore(data / "state", 8 << 20)
+    users = held.records(USERS, 0)
+    users.update({"u": b"kept"})
+    try:
+        result = leadline("worker", env={
+            "LEADLINE_BROKER": f"kafka://127.0.0.1:{broker.port}",
+            "LEADLINE_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+            "LEADLINE_DATA_DIR": str(data), "LEADLINE_WEB_PORT": str(free_port()),
+            "LEADLINE_APP_ID": f"held-{uuid.uuid4().hex[:6]}"})
+        assert result.returncode == 2
+        err = result.stderr.decode()
+        assert f"{data / 'state'} is in use by another process" in err
+        assert "Traceback" not in err
+        assert dict(users.items()) == {"u": b"kept"}
+    finally:
+        held.close()
