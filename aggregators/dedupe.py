@@ -4,8 +4,9 @@ Per partition of the by-user topic (a user's events, and so all copies of an eve
 share one partition). Each id is remembered with the offset of its first occurrence,
 so a *replay* of that same message after a crash is told apart from a true
 duplicate: the replay is processed again (cell stamps then skip what is already
-counted), the duplicate is dropped. Ids are kept as 64-bit xxh3 hashes in hourly
-generations; a generation is forgotten the horizon plus an hour after it started.
+counted), the duplicate is dropped. Ids are kept as 64-bit xxh3 hashes in generations
+of an hour (``generation_seconds``: shorter for a short horizon); a generation is
+forgotten the horizon plus a generation after it started.
 
 Layout, and why
 ---------------
@@ -488,10 +489,10 @@ class Deduper:
             if self._live:
                 self._flush_live()
             self._live_hour = hour
-            self._seal()  # the hours before: one run each, one search per lookup
+            if not self._unsettled:  # else _settle seals
+                self._seal()  # the hours before: one run each, one search per lookup
         if self._unsettled:
             self._settle()
-            self._seal()
         self._lo = float(hour)
         self._hi = float(hour + self.generation)
 
@@ -507,7 +508,7 @@ class Deduper:
         self._add_run(self._gen(self._live_hour), _Run(hashes[order], offsets[order]))
 
     def _settle(self) -> None:
-        """Sort pending chunks into runs."""
+        """Sort pending chunks into runs, and seal the past hours they reached."""
         self._unsettled = False
         loaded = sum(len(chunk) for gen in self._gens.values() for chunk in gen.pending)
         if loaded > self._entries and self._entries + loaded > self._slots.size:
@@ -519,6 +520,7 @@ class Deduper:
                 gen.pending = []
                 run = _sorted_run(entries[:, 0].astype(np.uint64), entries[:, 1].astype(np.int64))
                 self._add_run(gen, run)
+        self._seal()
 
     def _gen(self, hour: int) -> _Gen:
         gen = self._gens.get(hour)
@@ -572,9 +574,12 @@ class Deduper:
             self._next = None
 
     def _seal(self) -> None:
-        """Every hour before the live one as one run; in a file when spilling."""
+        """Every hour before the live one as one run; in a file when spilling. Before
+        the first lookup the live hour is unknown: nothing is sealed yet."""
+        if self._live_hour is None:
+            return
         for gen in self._gens.values():
-            if self._live_hour is not None and gen.hour >= self._live_hour:
+            if gen.hour >= self._live_hour:
                 continue
             while len(gen.runs) > 1:
                 self._merge_last(gen)
