@@ -70,9 +70,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default=Path("var/worker"),
-        description="This worker's own directory: Faust's data and the local state store "
-        "(`state/`, per-user records on disk; emptied at every start, refilled from the "
-        "changelog).",
+        description="This worker's own directory: Faust's data, the local state store "
+        "(`state/`, per-user records) and past hours' event ids (`ids/`); emptied at every "
+        "start, refilled from the changelog.",
     )
     dedupe_horizon: str = Field(
         default="24h",

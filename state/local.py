@@ -11,7 +11,7 @@ buffer manager costs the memtables to it), so the store's RAM is bounded by the 
 size whatever the number of users; the rest of the records sit in files, read through
 the kernel's page cache, which the kernel reclaims under pressure and which is not the
 process's anonymous memory. Index and filter blocks live in that cache too, so they do
-not grow outside it with the data (``docs/performance.md``, "Local store").
+not grow outside it with the data (``docs/performance.md``, "Where the state lives").
 
 The changelog stays the state of record: this store is a cache of it. It is emptied
 when the worker opens it (after taking a lock on the directory, so that a second worker

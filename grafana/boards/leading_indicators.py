@@ -38,22 +38,29 @@ WINDOW = 'window="$window"'
 CONVERSION_BASELINE = (
     'leadline:product_conversion_ratio:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
 REVENUE_BASELINE = "leadline:product_revenue:median_1w_2w_3w{" + WINDOW + "}"
+ACTIVE_BASELINE = (
+    'leadline:product_active_users:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
+
+
 def windowed(metric: str, by: str) -> str:
     """``max by (by)`` of a windowed product gauge in the chosen window, with the ``{o}``
     placeholder of the week-over-week overlay."""
     return f'max by ({by}) ({metric}{{{{job="leadline", {WINDOW}}}}}{{o}})'
 
 
+def add_trend(layout: Layout, title: str, description: str, queries: list[tuple[str, str]],
+              *, unit: str, decimals: int, w: int = 12) -> None:
+    """A time series from 0 with last week dashed (``queries`` hold the ``{o}``)."""
+    layout.add(timeseries_panel(title, description + " Dashed: one week earlier.", queries,
+                                unit=unit, decimals=decimals, week_over_week=True,
+                                min_val=0), w=w)
+
+
 def add_windowed(layout: Layout, title: str, description: str, metric: str, by: str,
                  legend: str, *, unit: str, decimals: int, w: int = 12) -> None:
-    """A panel of one windowed product gauge, from 0, with last week dashed."""
-    layout.add(timeseries_panel(title, description + " Dashed: one week earlier.",
-                                [(windowed(metric, by), legend)], unit=unit,
-                                decimals=decimals, week_over_week=True, min_val=0), w=w)
-
-
-ACTIVE_BASELINE = (
-    'leadline:product_active_users:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
+    """A panel of one windowed product gauge (``add_trend``)."""
+    add_trend(layout, title, description, [(windowed(metric, by), legend)], unit=unit,
+              decimals=decimals, w=w)
 
 
 def default_window(windows: list[str]) -> str:
@@ -532,40 +539,24 @@ def _refunds(layout: Layout, currencies: list[str]) -> None:
 
 def _features(layout: Layout) -> None:
     layout.row("Features and activation time")
-    layout.add(
-        timeseries_panel(
-            "Feature adoption ($window)",
-            "Distinct users of each feature (feature_used events) over all active users in "
-            "the window, all platforms (recording rule "
-            "leadline:product_feature_users:ratio_active_users). Dashed: one week earlier.",
-            [("leadline:product_feature_users:ratio_active_users{{" + WINDOW + "}}{o}",
-              "{{feature}}")],
-            unit="percentunit",
-            decimals=1,
-            week_over_week=True,
-            min_val=0,
-        ),
-        w=12,
-    )
+    add_trend(layout, "Feature adoption ($window)",
+              "Distinct users of each feature (feature_used events) over all active users "
+              "in the window, all platforms (recording rule "
+              "leadline:product_feature_users:ratio_active_users).",
+              [("leadline:product_feature_users:ratio_active_users{{" + WINDOW + "}}{o}",
+                "{{feature}}")],
+              unit="percentunit", decimals=1)
     add_windowed(layout, "Feature users ($window)",
                  "Distinct users of each feature in the window, all platforms.",
                  "product_feature_users", "feature", "{{feature}}", unit="short", decimals=0)
-    layout.add(
-        timeseries_panel(
-            "Time to activate",
-            "How long after signing up users reach activation, for the activations of the "
-            "longest window: median and 90th percentile of product_time_to_activate_seconds "
-            "(the quantile's bucket interpolated). Dashed: one week earlier.",
-            [(f"histogram_quantile({q}, max by (le) "
-              '(product_time_to_activate_seconds_bucket{{job="leadline"}}{o}))', f"p{p}")
-             for q, p in ((0.5, 50), (0.9, 90))],
-            unit="s",
-            decimals=0,
-            week_over_week=True,
-            min_val=0,
-        ),
-        w=12,
-    )
+    add_trend(layout, "Time to activate",
+              "How long after signing up users reach activation, for the activations of the "
+              "longest window: median and 90th percentile of product_time_to_activate_seconds "
+              "(the quantile's bucket interpolated).",
+              [(f"histogram_quantile({q}, max by (le) "
+                '(product_time_to_activate_seconds_bucket{{job="leadline"}}{o}))', f"p{p}")
+               for q, p in ((0.5, 50), (0.9, 90))],
+              unit="s", decimals=0)
     add_windowed(layout, "Subscription churn ($window)",
                  "Subscriptions cancelled in the window over those active at its start.",
                  "product_subscription_churn_ratio", "window", "churn",
