@@ -11,7 +11,7 @@ worker and partition agrees on them and they merge by key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DAY = 86400
 LADDER: tuple[int, ...] = (1, 5, 15, 60, 300, 900, 3600, 7200, 21600, DAY)
@@ -33,9 +33,15 @@ def bucket_start(ts: float, resolution: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class WindowPlan:
-    """Which resolution serves which window, and how long buckets are kept."""
+    """Which resolution serves which window, and how long buckets are kept.
+
+    ``reach``: resolution -> how far back (s) its buckets must stay readable beyond the
+    windows themselves (churn compares a window with the one before it, retention reads
+    the day of a cohort; ``aggregators/lifecycle.py``). A resolution only there is kept too.
+    """
 
     windows: Mapping[str, int]
+    reach: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def resolution_of(self) -> dict[str, int]:
@@ -44,16 +50,17 @@ class WindowPlan:
     @property
     def resolutions(self) -> tuple[int, ...]:
         """Distinct resolutions in use, finest first."""
-        return tuple(sorted(set(self.resolution_of.values())))
+        return tuple(sorted(set(self.resolution_of.values()) | set(self.reach)))
 
     @property
     def longest(self) -> int:
         return max(self.windows.values())
 
     def horizon(self, resolution: int) -> int:
-        """How far back a bucket of this resolution can still be part of some window."""
-        return max(w for label, w in self.windows.items()
-                   if self.resolution_of[label] == resolution) + resolution
+        """How far back a bucket of this resolution can still be read."""
+        longest = max((w for label, w in self.windows.items()
+                       if self.resolution_of[label] == resolution), default=0)
+        return max(longest, self.reach.get(resolution, 0)) + resolution
 
     def is_expired(self, resolution: int, start: int, now: float) -> bool:
         """True once no window can include this bucket again."""

@@ -4,7 +4,9 @@ Input is every cell of every partition (in any order, duplicates of a key across
 partitions allowed); output is plain samples, so the Prometheus side stays thin.
 Every series of the configured label sets is always present (zeros when there is no
 data), and ratios with a zero denominator are 0, never NaN, so alert expressions stay
-simple. Distinct counts are unions of sketches, never sums.
+simple; only CAC, LTV and net revenue retention have no sample while they are undefined
+(SPEC 3b). Distinct counts of section 3 are unions of sketches, never sums; the user
+counts of section 3b are sums of exact per-user cells (``aggregators/lifecycle.py``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from leadline.aggregators import activation, subscriptions, surveys
-from leadline.aggregators.buckets import WindowPlan
+from leadline.aggregators.buckets import DAY
 from leadline.aggregators.cells import Cell
 from leadline.aggregators.funnels import kind_of
 from leadline.aggregators.kinds import (
     ACTIVATION,
+    ACTIVITY_GAPS,
+    LAST_SEEN,
+    NEW_CUSTOMERS,
+    NEW_USERS,
+    RETAINED,
+    SPEND,
     CONVERTERS,
     CURRENT,
     EVENTS,
@@ -32,7 +40,10 @@ from leadline.aggregators.kinds import (
     USERS,
     CellKey,
     is_distinct,
+    spend_label,
 )
+from leadline.aggregators.lifecycle import USERS as ONE_LABEL
+from leadline.aggregators.lifecycle import plan_of, users_in_run
 from leadline.aggregators.labels import ALL, OTHER, LabelSets
 from leadline.aggregators.money import MICROS
 from leadline.aggregators.sketch import HyperLogLog, union
@@ -71,7 +82,7 @@ class Indicators:
     """Turns cells into samples for the configured windows and label sets."""
 
     def __init__(self, definitions: Definitions) -> None:
-        self.plan = WindowPlan(definitions.window_seconds)
+        self.plan = plan_of(definitions)
         self.labels = LabelSets(definitions)
         self.platforms = (*self.labels.platforms, OTHER)
         self.currencies = (*self.labels.currencies, OTHER)
@@ -84,6 +95,12 @@ class Indicators:
                         for name, f in definitions.funnels.items()}
         self.surveys = tuple(definitions.surveys)
         self.longest = max(self.plan.windows, key=lambda w: self.plan.windows[w])
+        self.channels = (*self.labels.channels, OTHER)
+        self.retention_days = tuple(definitions.retention.days)
+        self.churn_windows = tuple(definitions.churn_windows)
+        self.nrr_windows = tuple(definitions.revenue_retention_windows)
+        #: The subscription churn the LTV divides by: 30d, else the longest window.
+        self.ltv_window = "30d" if "30d" in self.plan.windows else self.longest
 
     def compute(self, cells: Iterable[tuple[CellKey, Cell]], now: float) -> list[Sample]:
         sketches: dict[tuple[str, str, str], list[HyperLogLog]] = defaultdict(list)
@@ -91,11 +108,26 @@ class Indicators:
         current: dict[tuple[str, str], int] = defaultdict(int)
         windows = self.plan.windows
         res_of = self.plan.resolution_of
+        # Cells read by bucket, not by window: activity gaps (resolution -> bucket number
+        # -> gap -> users) and daily cohorts ((kind, day start) -> label -> users).
+        gaps: dict[int, dict[int, dict[str, int]]] = defaultdict(dict)
+        daily: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for (kind, res, start), cell in cells:
             if res == CURRENT:
                 for label, amount in cell.values.items():
                     current[(kind, label)] += amount
                 continue
+            if kind == ACTIVITY_GAPS:
+                merged = gaps[res].setdefault(start // res, defaultdict(int))
+                for label, amount in cell.values.items():
+                    merged[label] += amount
+                continue
+            if res == DAY and kind in (RETAINED, NEW_USERS):
+                cohort = daily[(kind, start)]
+                for label, amount in cell.values.items():
+                    cohort[label] += amount
+                if kind == RETAINED:
+                    continue
             distinct = is_distinct(kind)
             for window, length in windows.items():
                 if res_of[window] != res or start < now - length:
@@ -159,6 +191,9 @@ class Indicators:
                 month = users[(("window", "30d"), ("platform", p))]
                 emit(Sample("product_stickiness_ratio", (("platform", p),), _ratio(day, month)))
         out += self._time_to_activate(sums)
+        out += self._lifecycle(sums, current, gaps, daily, now,
+                               {s.labels: s.value for s in out
+                                if s.metric == "product_subscription_churn_ratio"})
         for currency in self.currencies:
             for plan in self.plans:
                 micros = current.get((SUBSCRIPTIONS, subscriptions.mrr_label(currency, plan)), 0)
@@ -231,4 +266,76 @@ class Indicators:
                           surveys.nps(surveys.scores(counts, surveys.NPS))))
         out.append(Sample("product_csat", (("window", window),),
                           surveys.mean(surveys.scores(counts, surveys.CSAT))))
+        return out
+
+    def _lifecycle(
+        self, sums: dict[tuple[str, str, str], int], current: dict[tuple[str, str], int],
+        gaps: dict[int, dict[int, dict[str, int]]],
+        daily: dict[tuple[str, int], dict[str, int]], now: float,
+        churn: dict[Labels, float],
+    ) -> list[Sample]:
+        """SPEC 3b: new and returning users, retention, user churn, customers, spend,
+        CAC, LTV and net revenue retention. Every user count is a sum of exact cells."""
+        out: list[Sample] = []
+        emit = out.append
+        windows = self.plan.windows
+        mrr_now = {c: sum(current.get((SUBSCRIPTIONS, subscriptions.mrr_label(c, p)), 0)
+                          for p in self.plans) for c in self.currencies}
+        for window in windows:
+            w = ("window", window)
+            new = {p: sums.get((NEW_USERS, window, p), 0) for p in self.platforms}
+            new_all = sum(new.values())
+            for p in self.platforms:
+                emit(Sample("product_new_users", (w, ("platform", p)), new[p]))
+            emit(Sample("product_new_users", (w, ("platform", ALL)), new_all))
+            active = sums.get((LAST_SEEN, window, ONE_LABEL), 0)
+            emit(Sample("product_returning_users", (w,), active - new_all))
+            customers = sums.get((NEW_CUSTOMERS, window, ONE_LABEL), 0)
+            emit(Sample("product_new_customers", (w,), customers))
+            for currency in self.currencies:
+                spent = 0
+                for channel in self.channels:
+                    micros = sums.get((SPEND, window, spend_label(currency, channel)), 0)
+                    spent += micros
+                    emit(Sample("product_marketing_spend",
+                                (w, ("currency", currency), ("channel", channel)),
+                                _major(micros)))
+                if customers:  # no sample without a new customer (SPEC 3b)
+                    emit(Sample("product_cac", (w, ("currency", currency)),
+                                _major(spent) / customers))
+        for window in self.churn_windows:
+            length = windows[window]
+            res = self.plan.resolution_of[window]
+            runs = gaps.get(res, {})
+            here = -(-(now - length) // res)       # first bucket of the window
+            before = -(-(now - 2 * length) // res)  # first bucket of the one before
+            both = users_in_run(runs, int(before))
+            current_users = users_in_run(runs, int(here))
+            previous = users_in_run(runs, int(before), int(here))
+            emit(Sample("product_user_churn_ratio", (("window", window),),
+                        _ratio(both - current_users, previous)))
+        today = int(now // DAY)
+        for n in self.retention_days:
+            start = (today - n - 1) * DAY
+            cohort = sum(daily.get((NEW_USERS, start), {}).values())
+            retained = daily.get((RETAINED, start), {}).get(str(n), 0)
+            emit(Sample("product_retention_cohort_users", (("day", str(n)),), cohort))
+            emit(Sample("product_retention_ratio", (("day", str(n)),),
+                        _ratio(retained, cohort)))
+        subscription_churn = churn.get((("window", self.ltv_window),), 0.0)
+        for currency in self.currencies:
+            subscribed = current.get((SUBSCRIPTIONS, subscriptions.active_label(currency)), 0)
+            if subscribed and subscription_churn > 0:  # no sample otherwise (SPEC 3b)
+                emit(Sample("product_ltv", (("currency", currency),),
+                            _major(mrr_now[currency]) / subscribed / subscription_churn))
+        for window in self.nrr_windows:
+            for currency in self.currencies:
+                moves = {kind: sums.get((MRR_MOVES, window, f"{kind}:{currency}"), 0)
+                         for kind in subscriptions.MOVEMENT_KINDS}
+                change = moves["expansion"] - moves["contraction"] - moves["churn"]
+                at_start = mrr_now[currency] - moves["new"] - change
+                if at_start > 0:  # no sample without MRR at the window's start
+                    emit(Sample("product_net_revenue_retention_ratio",
+                                (("window", window), ("currency", currency)),
+                                1 + change / at_start))
         return out

@@ -7,7 +7,7 @@ here, so a reader never depends on the writer's code.
 
 from __future__ import annotations
 
-from leadline.aggregators import activation, subscriptions, surveys
+from leadline.aggregators import activation, lifecycle, subscriptions, surveys
 from leadline.aggregators.funnels import KIND_PREFIX as FUNNEL_PREFIX
 
 #: (kind, resolution in seconds, bucket start in seconds).
@@ -25,9 +25,20 @@ SURVEYS = surveys.KIND     # responses by survey and score
 ACTIVATION = activation.KIND          # by first-signup bucket (aggregators/activation.py)
 MRR_MOVES = subscriptions.MOVES       # by event bucket (aggregators/subscriptions.py)
 SUBSCRIPTIONS = subscriptions.CURRENT  # unbucketed: the latest state of every user
+SPEND = "spend"            # marketing spend in micro-units, by currency:channel
+NEW_USERS = lifecycle.NEW             # the kinds of aggregators/lifecycle.py
+LAST_SEEN = lifecycle.LAST
+ACTIVITY_GAPS = lifecycle.GAPS
+RETAINED = lifecycle.RETAINED
+NEW_CUSTOMERS = lifecycle.CUSTOMERS
 DISTINCT_KINDS = frozenset({USERS, CONVERTERS, SIGNUPS, FEATURES})
 #: The resolution (and bucket start) of unbucketed cells: never expire, in no window.
 CURRENT = 0
+
+
+def spend_label(currency: str, channel: str) -> str:
+    """The label of a ``spend`` cell."""
+    return f"{currency}:{channel}"
 
 
 def is_distinct(kind: str) -> bool:

@@ -23,6 +23,8 @@ class LabelSets:
         self.features = tuple(definitions.features)
         self._plan = frozenset(self.plans)
         self._feature = frozenset(self.features)
+        self.channels = tuple(definitions.marketing.channels)
+        self._channel = frozenset(self.channels)
         self._platform = {p.lower(): p for p in self.platforms}
         self._currency = frozenset(self.currencies)
 
@@ -43,3 +45,7 @@ class LabelSets:
     def feature(self, value: str) -> str | None:
         """Only configured features are counted at all (there is no ``other`` feature)."""
         return value if value in self._feature else None
+
+    def channel(self, value: str | None) -> str:
+        """A marketing channel; an absent one is ``other`` too."""
+        return value if value in self._channel else OTHER

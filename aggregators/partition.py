@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from leadline.aggregators import surveys
 from leadline.aggregators.activation import ActivationRule
-from leadline.aggregators.buckets import DAY, WindowPlan
+from leadline.aggregators.buckets import DAY
 from leadline.aggregators.cells import Cell
 from leadline.aggregators.funnels import FunnelRule
 from leadline.aggregators.kinds import (
@@ -31,10 +31,13 @@ from leadline.aggregators.kinds import (
     REFUNDS,
     REVENUE,
     SIGNUPS,
+    SPEND,
     SURVEYS,
     USERS,
     CellKey,
+    spend_label,
 )
+from leadline.aggregators.lifecycle import LifecycleRule, churn_seconds, plan_of
 from leadline.aggregators.labels import LabelSets
 from leadline.aggregators.money import to_micros
 from leadline.aggregators.sketch import _Q, _RANK_MASK, HyperLogLog, hash64
@@ -59,10 +62,7 @@ class _Role:
     refund: bool = False
     feature: bool = False
     survey: str | None = None
-
-    @property
-    def stateful(self) -> bool:
-        return bool(self.signup or self.activation or self.steps or self.subscription)
+    customer: bool = False  # a first one makes a new customer (purchase, subscription start)
 
 
 def _roles(definitions: Definitions) -> dict[str, _Role]:
@@ -77,6 +77,8 @@ def _roles(definitions: Definitions) -> dict[str, _Role]:
     roles[e.subscription_started].subscription = "active"
     roles[e.subscription_changed].subscription = "active"
     roles[e.subscription_cancelled].subscription = "cancel"
+    roles[e.purchase].customer = True
+    roles[e.subscription_started].customer = True
     roles[e.refund].refund = True
     roles[e.feature].feature = True
     for name, survey in definitions.surveys.items():
@@ -89,7 +91,7 @@ class PartitionState:
 
     def __init__(self, definitions: Definitions,
                  users: MutableMapping[str, bytes] | None = None) -> None:
-        self.plan = WindowPlan(definitions.window_seconds)
+        self.plan = plan_of(definitions)
         self.labels = LabelSets(definitions)
         self._resolutions = [(r, self.plan.horizon(r)) for r in self.plan.resolutions]
         self._res_ms = [(r, r * 1000, h) for r, h in self._resolutions]
@@ -98,6 +100,11 @@ class PartitionState:
         self._roles = _roles(definitions)
         self._activation = ActivationRule(definitions.activation.within_seconds)
         self._subscriptions = SubscriptionRule(self.labels.currency)
+        self._lifecycle = LifecycleRule(
+            self.plan, churn_seconds(definitions), definitions.retention.days,
+            definitions.retention.forget_after_seconds)
+        self._spend = definitions.events.marketing_spend
+        self._horizon_of = dict(self._resolutions)
         self.cells: dict[CellKey, Cell] = {}
         self._dirty: set[CellKey] = set()
         # identity -> encoded UserState (at rest: a dict, or the worker's local store,
@@ -121,6 +128,9 @@ class PartitionState:
 
     def fold(self, offset: int, event: Event, now: float) -> None:
         """Apply one event (at ``offset`` of this partition) to every cell it touches."""
+        if event.name == self._spend:
+            self._fold_spend(offset, event, now)
+            return
         h = hash64(event.identity)
         idx, rank = h >> _Q, _Q - (h & _RANK_MASK).bit_length() + 1
         platform = self.labels.platform(event.platform)
@@ -163,11 +173,25 @@ class PartitionState:
                 self._register(FEATURES, res, start, feature, offset, h, idx, rank)
             if survey is not None:
                 self._add(SURVEYS, res, start, survey, offset, 1)
-        if role is not None and role.stateful:
-            self._fold_user(offset, event, role, now, h, idx, rank)
+        self._fold_user(offset, event, role, platform, now, h, idx, rank)
+
+    def _fold_spend(self, offset: int, event: Event, now: float) -> None:
+        """Marketing spend: a sum by currency and channel; it makes no one active."""
+        props = event.props or {}
+        label = spend_label(self.labels.currency(props["currency"]),
+                            self.labels.channel(props.get("channel")))
+        micros = to_micros(props["amount"])
+        name = self.labels.name(event.name)
+        ts = event.ts
+        for res, horizon in self._resolutions:
+            start = int(ts // res) * res
+            if start >= now - horizon:
+                self._add(EVENTS, res, start, name, offset, 1)
+                self._add(SPEND, res, start, label, offset, micros)
 
     def _fold_user(
-        self, offset: int, event: Event, role: _Role, now: float, h: int, idx: int, rank: int
+        self, offset: int, event: Event, role: _Role | None, platform: str, now: float,
+        h: int, idx: int, rank: int,
     ) -> None:
         identity = event.identity
         user = self._user(identity)
@@ -177,6 +201,24 @@ class PartitionState:
             return  # replayed: the user's record was written after every cell it touched
         t = round(event.ts * 1000)  # users.to_ms, inlined: this runs per event
         out = Deltas()
+        changed = False
+        life = self._lifecycle.apply(user.life, t, platform,
+                                     role is not None and role.customer, now, out)
+        if life is not None:
+            user.life, changed = life, True
+        if role is not None and self._fold_roles(user, role, t, event, out):
+            changed = True
+        if not changed:
+            return
+        user.stamp = offset
+        self._decoded[identity] = user
+        self._dirty_users.add(identity)
+        if out:
+            self._apply(out, offset, now, h, idx, rank)
+
+    def _fold_roles(self, user: UserState, role: _Role, t: int, event: Event,
+                    out: Deltas) -> bool:
+        """Activation, funnels and subscriptions: True if the user's state changed."""
         changed = False
         if role.signup or role.activation:
             comp = self._activation.apply(user.activation, t, role.signup, role.activation, out)
@@ -201,13 +243,7 @@ class PartitionState:
                 comp = self._subscriptions.apply(user.subs, sub, out)
                 if comp is not None:
                     user.subs, changed = comp, True
-        if not changed:
-            return
-        user.stamp = offset
-        self._decoded[identity] = user
-        self._dirty_users.add(identity)
-        if out:
-            self._apply(out, offset, now, h, idx, rank)
+        return changed
 
     def _user(self, identity: str) -> UserState | None:
         user = self._decoded.get(identity)
@@ -221,7 +257,7 @@ class PartitionState:
     def _apply(self, out: Deltas, offset: int, now: float, h: int, idx: int,
                rank: int) -> None:
         """Place a user's deltas in the buckets of every resolution; each cell once."""
-        if len(out.sums) == 1 and not out.current and not out.marks:
+        if len(out.sums) == 1 and not out.current and not out.marks and not out.cells:
             # The common case (a signup, a subscription change at the end): one event
             # time, so one cell per resolution and nothing to merge.
             (kind, t), labels = next(iter(out.sums.items()))
@@ -230,7 +266,7 @@ class PartitionState:
                 if start >= now - horizon:
                     self._add_all((kind, res, start), offset, labels)
             return
-        if len(out.marks) == 1 and not out.sums and not out.current:
+        if len(out.marks) == 1 and not out.sums and not out.current and not out.cells:
             (kind, t), names = next(iter(out.marks.items()))  # e.g. a funnel entry
             for res, res_ms, horizon in self._res_ms:
                 start = t // res_ms * res
@@ -249,6 +285,14 @@ class PartitionState:
                     else:
                         for label, v in labels.items():
                             acc[label] = acc.get(label, 0) + v
+        for key, labels in out.cells.items():
+            if key[2] >= now - self._horizon_of[key[1]]:
+                acc = sums.get(key)
+                if acc is None:
+                    sums[key] = dict(labels)
+                else:
+                    for label, v in labels.items():
+                        acc[label] = acc.get(label, 0) + v
         for kind, labels in out.current.items():
             sums[(kind, CURRENT, CURRENT)] = labels
         for key, deltas in sums.items():
@@ -374,6 +418,10 @@ class PartitionState:
                 subs = SubscriptionRule.prune(user.subs, time_cutoff)
                 changed |= subs is not user.subs
                 user.subs = subs
+            if user.life is not None:
+                life = self._lifecycle.prune(user.life, now)
+                changed |= life is not user.life
+                user.life = life
             if changed:
                 out[identity] = None if user.is_empty() else user.encode()
         for identity, new in out.items():
@@ -409,3 +457,4 @@ class PartitionState:
     def encoded(self) -> dict[CellKey, tuple[int, bytes]]:
         """Every cell as (offset stamp, encoded cell), to rebuild the serving view."""
         return {key: (cell.offset, cell.encode()) for key, cell in self.cells.items()}
+

@@ -18,7 +18,8 @@ counted in the bucket of the event (cell kind ``mrr_moves``):
 
 A late event between two others replaces one transition by two: the deltas subtract
 the old one. The latest state of every user is summed in the unbucketed cell
-``subscriptions/0/0``: ``mrr:<cur>:<plan>`` and ``active`` (users with a subscription).
+``subscriptions/0/0``: ``mrr:<cur>:<plan>``, ``active`` (users with a subscription) and
+``active:<cur>`` (those paying in that currency).
 Subscriptions active at a window's start are then ``active - starts + cancels`` over
 the window, exactly, which gives the churn ratio without storing history.
 
@@ -56,6 +57,11 @@ def mrr_label(currency: str, plan: str) -> str:
     return f"mrr:{currency}:{plan}"
 
 
+def active_label(currency: str) -> str:
+    """Active subscriptions in one currency (their average MRR gives the LTV)."""
+    return f"{ACTIVE}:{currency}"
+
+
 class SubscriptionRule:
     """Inserts subscription events into a user's history and emits the cell deltas."""
 
@@ -83,7 +89,8 @@ class SubscriptionRule:
         """This state's share of the unbucketed ``subscriptions`` cell."""
         if state is None:
             return {}
-        return {mrr_label(self.currency_label(state[0]), state[1]): state[2], ACTIVE: 1}
+        currency = self.currency_label(state[0])
+        return {mrr_label(currency, state[1]): state[2], ACTIVE: 1, active_label(currency): 1}
 
     def apply(self, comp: Component | None, sub: Sub, out: Deltas) -> Component | None:
         """The component after one event (None if nothing changed); deltas to ``out``."""

@@ -26,6 +26,8 @@ import orjson
 #   funnels:    {funnel name: [[step_0 ms...], [step_1 ms...], ...]} (aggregators/funnels.py)
 #   subs:       [floor, [[ts_ms, event_id, currency | None, plan, mrr_micros], ...]]
 #                                                                  (aggregators/subscriptions.py)
+#   life:       [first_ms, first_platform, last_ms, conversion_ms, {res: [bucket...]}]
+#                                                                  (aggregators/lifecycle.py)
 
 
 @dataclass(slots=True)
@@ -36,20 +38,21 @@ class UserState:
     activation: list[Any] | None = None
     funnels: dict[str, list[list[int]]] | None = None
     subs: list[Any] | None = None
+    life: list[Any] | None = None
 
     def encode(self) -> bytes:
         # orjson returns its 4 KiB output buffer as the bytes object: kept for every user,
         # it would hold 4 KiB of RSS per ~40-byte record, so the record is copied out.
         return bytes(memoryview(orjson.dumps([self.stamp, self.activation, self.funnels,
-                                              self.subs])))
+                                              self.subs, self.life])))
 
     @classmethod
     def decode(cls, data: bytes) -> UserState:
-        stamp, activation, funnels, subs = orjson.loads(data)
-        return cls(stamp, activation, funnels, subs)
+        return cls(*orjson.loads(data))  # a record written before ``life`` has 4 parts
 
     def is_empty(self) -> bool:
-        return self.activation is None and not self.funnels and self.subs is None
+        return (self.activation is None and not self.funnels and self.subs is None
+                and self.life is None)
 
 
 def to_ms(ts: float) -> int:
@@ -63,15 +66,18 @@ class Deltas:
     Keyed by (cell kind, event time in ms) so the caller places them in the bucket of
     every resolution; ``current`` holds updates of the unbucketed "now" cells.
     Sums may be negative (a late event can change what an earlier one contributed).
+    ``cells`` holds updates of one resolution's bucket only, keyed by cell key
+    ``(kind, resolution, bucket start)``.
     Plain dicts: this is built for every event that touches a user's state.
     """
 
-    __slots__ = ("current", "marks", "sums")
+    __slots__ = ("cells", "current", "marks", "sums")
 
     def __init__(self) -> None:
         self.sums: dict[tuple[str, int], dict[str, int]] = {}
         self.marks: dict[tuple[str, int], set[str]] = {}
         self.current: dict[str, dict[str, int]] = {}
+        self.cells: dict[tuple[str, int, int], dict[str, int]] = {}
 
     def add(self, kind: str, t_ms: int, label: str, amount: int) -> None:
         if amount:
@@ -86,6 +92,12 @@ class Deltas:
             labels = self.marks[(kind, t_ms)] = set()
         labels.add(label)
 
+    def add_cell(self, kind: str, res: int, start: int, label: str, amount: int) -> None:
+        labels = self.cells.get((kind, res, start))
+        if labels is None:
+            labels = self.cells[(kind, res, start)] = {}
+        labels[label] = labels.get(label, 0) + amount
+
     def add_current(self, kind: str, label: str, amount: int) -> None:
         if amount:
             labels = self.current.get(kind)
@@ -94,4 +106,4 @@ class Deltas:
             labels[label] = labels.get(label, 0) + amount
 
     def __bool__(self) -> bool:
-        return bool(self.sums or self.marks or self.current)
+        return bool(self.sums or self.marks or self.current or self.cells)

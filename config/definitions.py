@@ -75,6 +75,8 @@ class EventNames(_Strict):
     subscription_started: str = "subscription_started"
     subscription_changed: str = "subscription_changed"
     subscription_cancelled: str = "subscription_cancelled"
+    #: Marketing spend (properties.amount, currency, optional channel): needs no identity.
+    marketing_spend: str = "marketing_spend"
     known: list[str] = Field(default_factory=list)
     #: Configured name -> other names counted as it (Segment's "Order Completed"...).
     aliases: dict[str, list[str]] = Field(default_factory=dict)
@@ -82,6 +84,7 @@ class EventNames(_Strict):
     @field_validator(
         "signup", "activation", "session", "conversion", "purchase", "refund", "feature",
         "subscription_started", "subscription_changed", "subscription_cancelled",
+        "marketing_spend",
     )
     @classmethod
     def _name(cls, v: str) -> str:
@@ -163,6 +166,76 @@ class Survey(_Strict):
         return self
 
 
+class Retention(_Strict):
+    """Day-N retention (SPEC 3b): one ``day`` label value per N."""
+
+    days: list[int] = Field(default_factory=lambda: [1, 7, 28], min_length=1, max_length=10)
+    #: A user's first-seen time is kept this long after their last event: one who comes
+    #: back later is new again.
+    forget_after: str = "400d"
+
+    @field_validator("forget_after")
+    @classmethod
+    def _forget_after(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @property
+    def forget_after_seconds(self) -> int:
+        return parse_duration(self.forget_after)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        for n in v:
+            if not 1 <= n <= 365:
+                raise ValueError(f"retention day {n} is outside 1..365")
+        if len(set(v)) != len(v):
+            raise ValueError("a retention day is listed twice")
+        return sorted(v)
+
+
+def _durations(v: list[str]) -> list[str]:
+    for w in v:
+        parse_duration(w)
+    if len(set(v)) != len(v):
+        raise ValueError("a window is listed twice")
+    return v
+
+
+class Churn(_Strict):
+    """product_user_churn_ratio{window}: each window is compared with the one before it."""
+
+    windows: list[str] = Field(default_factory=lambda: ["24h", "7d"], max_length=5)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        return _durations(v)
+
+
+class RevenueRetention(_Strict):
+    """product_net_revenue_retention_ratio{window,currency}."""
+
+    windows: list[str] = Field(default_factory=lambda: ["7d", "30d"], max_length=5)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        return _durations(v)
+
+
+class Marketing(_Strict):
+    """The ``channel`` label values of product_marketing_spend (others: ``other``)."""
+
+    channels: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: list[str]) -> list[str]:
+        return _label_values(v)
+
+
 class Labels(_Strict):
     platform: list[str] = Field(default_factory=lambda: ["web", "ios", "android"], max_length=50)
     currency: list[str] = Field(default_factory=lambda: ["USD", "EUR"], max_length=50)
@@ -193,6 +266,10 @@ class Definitions(_Strict):
     surveys: dict[str, Survey] = Field(default_factory=dict, max_length=10)
     features: list[str] = Field(default_factory=list, max_length=100)
     labels: Labels = Field(default_factory=Labels)
+    retention: Retention = Field(default_factory=Retention)
+    churn: Churn = Field(default_factory=Churn)
+    revenue_retention: RevenueRetention = Field(default_factory=RevenueRetention)
+    marketing: Marketing = Field(default_factory=Marketing)
 
     @field_validator("windows")
     @classmethod
@@ -239,6 +316,19 @@ class Definitions(_Strict):
                     errors.append((("events", "aliases", name),
                                    f"alias {alias!r} is itself a configured event name"))
                 claimed.setdefault(alias, name)
+        if self.retention.forget_after_seconds < self.oldest_event:
+            errors.append((("retention", "forget_after"),
+                           f"{self.retention.forget_after} is shorter than the oldest event "
+                           f"that counts ({self.oldest_event // 86400}d): a user would be new "
+                           "twice inside one window"))
+        for section in ("churn", "revenue_retention"):
+            chosen = getattr(self, section)
+            if "windows" not in chosen.model_fields_set:
+                continue  # the defaults that are configured windows (see churn_windows)
+            for i, w in enumerate(chosen.windows):
+                if w not in self.windows:
+                    errors.append(((section, "windows", str(i)),
+                                   f"{w!r} is not one of the configured windows {self.windows}"))
         owner: dict[str, str] = {}
         for name, survey in self.surveys.items():
             if survey.event in owner:
@@ -260,11 +350,29 @@ class Definitions(_Strict):
         names = set(e.known) | {
             e.signup, e.activation, e.session, e.conversion, e.purchase, e.refund, e.feature,
             e.subscription_started, e.subscription_changed, e.subscription_cancelled,
+            e.marketing_spend,
         }
         for funnel in self.funnels.values():
             names.update(funnel.steps)
         names.update(s.event for s in self.surveys.values())
         return frozenset(names)
+
+    @cached_property
+    def churn_windows(self) -> list[str]:
+        """The windows of product_user_churn_ratio (of the defaults, the configured ones)."""
+        return [w for w in self.churn.windows if w in self.window_seconds]
+
+    @cached_property
+    def revenue_retention_windows(self) -> list[str]:
+        """The windows of product_net_revenue_retention_ratio."""
+        return [w for w in self.revenue_retention.windows if w in self.window_seconds]
+
+    @cached_property
+    def oldest_event(self) -> int:
+        """How old (s) an event may be and still count (SPEC section 1, ``too_old``): the
+        longest window plus a day, or the longest retention day plus two days if longer."""
+        return max(max(self.window_seconds.values()) + 86400,
+                   (max(self.retention.days) + 2) * 86400)
 
     @cached_property
     def alias_of(self) -> dict[str, str]:

@@ -28,7 +28,6 @@ from leadline.events.rejection import Reason, Rejection
 
 MAX_BYTES = 64 * 1024
 FUTURE_TOLERANCE = 300.0
-OLD_SLACK = 86400.0
 # Epoch numbers above this are milliseconds: 1e11 seconds is the year 5138.
 _MS_THRESHOLD = 1e11
 _RFC3339 = re.compile(
@@ -93,8 +92,9 @@ class Decoder:
 
     def __init__(self, definitions: Definitions) -> None:
         e = definitions.events
-        self._max_age = max(definitions.window_seconds.values()) + OLD_SLACK
-        self._money_events = {e.purchase, e.refund}
+        self._max_age = definitions.oldest_event
+        self._spend_event = e.marketing_spend
+        self._money_events = {e.purchase, e.refund, e.marketing_spend}
         self._subscription_events = {
             e.subscription_started, e.subscription_changed, e.subscription_cancelled
         }
@@ -192,6 +192,8 @@ class Decoder:
             identity = _string(user_id, "user_id")
         elif anonymous_id is not None:
             identity = "anon:" + _string(anonymous_id, "anonymous_id")
+        elif name == self._spend_event:
+            identity = ""  # spend needs no identity and makes no one active (SPEC 3b)
         else:
             raise _Invalid("user_id or anonymous_id: at least one is required")
         ts = parse_timestamp(timestamp)
@@ -223,7 +225,7 @@ class Decoder:
             if not isinstance(currency, str) or not _CURRENCY.match(currency):
                 raise _Invalid("properties.currency: must be an ISO 4217 code like USD")
             kept["currency"] = currency.upper()
-        for field in ("plan", "feature"):
+        for field in ("plan", "feature", "channel"):
             if field in properties:
                 kept[field] = _string(properties[field], f"properties.{field}", 64)
         if "score" in properties:

@@ -71,7 +71,8 @@ def register(worker: WorkerContext, table: Any) -> None:
                         await out.add(user_topic, partition_for(anon, partitions), anon,
                                       encode_link(link[1], now))
                 else:
-                    key = result.identity.encode()
+                    # Spend may have no identity: its id spreads it (a repeat goes along).
+                    key = (result.identity or "spend:" + result.event_id).encode()
                     await out.add(user_topic, partition_for(key, partitions), key,
                                   result.encode())
         await out.flush()

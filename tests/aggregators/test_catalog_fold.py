@@ -22,6 +22,7 @@ from leadline.aggregators.indicators import HISTOGRAMS, Indicators
 from leadline.aggregators.kinds import CURRENT, CellKey
 from leadline.aggregators.partition import PartitionState
 from leadline.aggregators.sketch import HyperLogLog
+from leadline.aggregators.users import UserState
 from leadline.config.definitions import BUNDLED, parse_definitions
 from leadline.events.decoder import Decoder
 from leadline.events.model import Event
@@ -209,16 +210,19 @@ def test_pruning_users_changes_no_visible_metric() -> None:
     for offset, ev in enumerate(events[:half]):
         pruned.fold(offset, ev, NOW)
     pruned.take_dirty_users()
-    before = len(pruned.users)
+    before = sum(map(len, pruned.users.values()))
     changes = pruned.prune_users(later)
-    assert changes and any(v is None for v in changes.values())
-    assert any(v is not None for v in changes.values())
-    assert len(pruned.users) < before
+    # Times are forgotten, users are not: their first-seen time stays (retention)
+    assert changes and all(v is not None for v in changes.values())
+    assert sum(map(len, pruned.users.values())) < before
     for offset, ev in enumerate(events[half:], start=half):
         pruned.fold(offset, ev, NOW)
     assert scrape([pruned], later) == scrape([full], later)
-    # nothing left to forget right after
+    # A second sweep forgets what the folds at NOW remembered (buckets visible then, not
+    # at ``later``), changes no answer, and leaves nothing for a third one.
     pruned.take_dirty_users()
+    pruned.prune_users(later)
+    assert scrape([pruned], later) == scrape([full], later)
     assert pruned.prune_users(later) == {}
 
 
@@ -229,8 +233,27 @@ def test_users_with_unflushed_changes_are_not_pruned() -> None:
     state.fold(1, Event("b", "u2", old, "signup"), NOW)
     state.take_dirty_users()
     state.fold(2, Event("c", "u2", old + 1, "activation"), NOW)   # not flushed yet
-    assert state.prune_users(NOW + 20 * 86400) == {"u1": None}
+    pruned = state.prune_users(NOW + 20 * 86400)
+    assert set(pruned) == {"u1"}
+    assert UserState.decode(pruned["u1"]).activation is None  # its first seen stays
     assert set(state.take_dirty_users()) == {"u2"}
+
+
+def test_users_are_forgotten_after_forget_after() -> None:
+    """A user silent for ``retention.forget_after`` (400 d) is dropped whole, and is
+    new again when they come back."""
+    state = PartitionState(D)
+    state.fold(0, Event("a", "u1", NOW - 10, "page_view"), NOW)
+    state.take_dirty_users()
+    assert state.prune_users(NOW + 399 * 86400) != {"u1": None}
+    assert state.prune_users(NOW + 401 * 86400) == {"u1": None}
+    assert len(state.users) == 0
+    back = NOW + 401 * 86400
+    state.fold(1, Event("b", "u1", back - 10, "page_view", "web"), back)
+    samples = scrape([state], back)
+    for platform in ("web", "all"):
+        labels = frozenset({("window", "5m"), ("platform", platform)})
+        assert samples[("product_new_users", labels)] == 1
 
 
 def test_unbucketed_cells_never_expire() -> None:

@@ -33,6 +33,7 @@ KNOWN = (
     "signup", "activation", "session_start", "feature_used", "product_viewed", "cart_added",
     "checkout_started", "purchase", "refund", "subscription_started", "subscription_changed",
     "subscription_cancelled", "nps_submitted", "csat_submitted", "page_view", "screen_view",
+    "marketing_spend",
 )
 NAMES = (*KNOWN, "other")
 PARTITIONS = 4

@@ -15,6 +15,7 @@ from leadline.aggregators.subscriptions import (
     MOVES,
     STARTS,
     SubscriptionRule,
+    active_label,
     mrr_label,
 )
 from leadline.aggregators.users import Deltas
@@ -128,12 +129,12 @@ def test_resubscribe_and_a_late_event_in_between() -> None:
     _, moves, current = fold([start, again, cancel])
     assert moves == {0: {"new:USD": 10, STARTS: 1}, 5: {"churn:USD": 10, CANCELS: 1},
                      9: {"new:USD": 12, STARTS: 1}}
-    assert current == {mrr_label("USD", "pro"): 12, ACTIVE: 1}
+    assert current == {mrr_label("USD", "pro"): 12, ACTIVE: 1, active_label("USD"): 1}
 
 
 def test_ties_in_time_are_broken_by_event_id() -> None:
     a, b = [7, "b", "USD", "pro", 30], [7, "a", "USD", "pro", 10]
-    assert fold([a, b])[2] == fold([b, a])[2] == {mrr_label("USD", "pro"): 30, ACTIVE: 1}
+    assert fold([a, b])[2] == fold([b, a])[2] == {mrr_label("USD", "pro"): 30, ACTIVE: 1, active_label("USD"): 1}
 
 
 def test_the_same_event_twice_changes_nothing() -> None:

@@ -69,9 +69,10 @@ def measure(users: int) -> tuple[float, float, float, float]:
 
 def test_a_tracked_user_costs_a_few_hundred_bytes() -> None:
     own, with_table, record, held = measure(5_000)
-    assert record < 160
+    # ~185 B: the lifecycle part (first and last seen, active days) is ~75 B of it
+    assert record < 220
     assert held < record + 64  # the records as allocated: no serializer slack kept
-    assert own < 320
+    assert own < 360
     assert with_table < 450
 
 

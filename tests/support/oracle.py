@@ -22,7 +22,7 @@ CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD", "BRL", "INR")
 KNOWN = ("signup", "activation", "session_start", "feature_used", "product_viewed", "cart_added",
          "checkout_started", "purchase", "refund", "subscription_started",
          "subscription_changed", "subscription_cancelled", "nps_submitted", "csat_submitted",
-         "page_view", "screen_view")
+         "page_view", "screen_view", "marketing_spend")
 MARGIN = 240.0
 
 
