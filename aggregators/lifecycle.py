@@ -104,8 +104,8 @@ class LifecycleRule:
 
     def __init__(self, plan: WindowPlan, churn_windows: Iterable[int],
                  retention_days: Iterable[int], forget_after: int) -> None:
-        self.plan = plan
         self.finest_ms = plan.resolutions[0] * 1000
+        self._horizon = {r: plan.horizon(r) for r in plan.resolutions}
         #: resolution -> gap cap, for the resolutions of churn windows
         self.caps = gap_caps(churn_windows)
         self.days = tuple(sorted(retention_days))
@@ -187,7 +187,7 @@ class LifecycleRule:
 
     def _visible_from(self, res: int, now: float) -> int:
         """The oldest bucket number of ``res`` a cell may still be written in (or one less)."""
-        return int((now - self.plan.horizon(res)) // res)
+        return int((now - self._horizon[res]) // res)
 
     def _kept_from(self, res: int, now: float) -> int:
         """The oldest bucket number of ``res`` that a visible cell can depend on: a gap
