@@ -1,5 +1,8 @@
 """``leadline demo``: embedded broker + Redis + one worker + traffic, and a live view.
 
+The traffic starts with 30 days of history (``--backfill-days``), so retention, churn,
+stickiness and the unit economics read as in production from the first minute.
+
 Everything it starts (broker, Redis, the worker subprocess, the traffic thread) is
 stopped on Ctrl-C or SIGTERM, and on any failure, before it returns.
 """
@@ -136,6 +139,7 @@ def render(samples: Samples, *, events_per_s: float | None, funnel_steps: tuple[
     lines.append(f"{'active users (all)':<{w}}{active}")
     lines.append(f"{'stickiness 24h/30d':<{w}}"
                  f"{_ratio(value(samples, 'product_stickiness_ratio', platform='all'))}")
+    lines.extend(_lifecycle(samples, w))
     processed = total(samples, "leadline_events_processed_total")
     rate = DASH if events_per_s is None else f"{events_per_s:,.1f}/s"
     lines.append(f"{'events processed':<{w}}{_count(processed)} total   {rate}   duplicates "
@@ -179,6 +183,35 @@ def render(samples: Samples, *, events_per_s: float | None, funnel_steps: tuple[
     return "\n".join(lines)
 
 
+def _lifecycle(samples: Samples, w: int) -> list[str]:
+    """New and returning users, Day-N retention, churn, and the unit economics."""
+    lines = []
+    new = "  ".join(
+        f"{win} {_count(value(samples, 'product_new_users', window=win, platform='all'))}"
+        f"/{_count(value(samples, 'product_returning_users', window=win))}"
+        for win in ("1h", "24h", "7d"))
+    lines.append(f"{'new/returning users':<{w}}{new}")
+    ratios = by_label(samples, "product_retention_ratio", "day")
+    cohorts = by_label(samples, "product_retention_cohort_users", "day")
+    days = sorted(set(ratios) | set(cohorts), key=lambda d: int(d) if d.isdigit() else 1e9)
+    lines.append(f"{'retention (cohort)':<{w}}" + ("  ".join(
+        f"D{d} {_ratio(ratios.get(d))} ({_count(cohorts.get(d))})" for d in days) or DASH))
+    churn = by_label(samples, "product_user_churn_ratio", "window")
+    lines.append(f"{'user churn':<{w}}" + ("  ".join(
+        f"{win} {_ratio(churn[win])}" for win in WINDOWS if win in churn) or DASH))
+    customers = "  ".join(
+        f"{win} {_count(value(samples, 'product_new_customers', window=win))}"
+        for win in ("24h", "30d"))
+    lines.append(f"{'new customers':<{w}}{customers}")
+    for label, name, fixed in (
+            ("marketing spend 30d", "product_marketing_spend", {"window": "30d"}),
+            ("CAC 30d", "product_cac", {"window": "30d"}),
+            ("LTV", "product_ltv", {}),
+            ("NRR 30d", "product_net_revenue_retention_ratio", {"window": "30d"})):
+        lines.append(f"{label:<{w}}{_currencies(by_label(samples, name, 'currency', **fixed))}")
+    return lines
+
+
 def fetch(url: str, timeout: float = 3.0) -> tuple[int, str]:
     """Status and body of a GET; status 0 with the error text if it failed."""
     try:
@@ -204,12 +237,15 @@ def tail(path: Path, lines: int = 30) -> str:
 class TrafficThread(threading.Thread):
     """Runs :func:`leadline.cli.traffic.run_traffic` on its own event loop until :meth:`stop`."""
 
-    def __init__(self, settings: Settings, rate: float, seed: int = 7) -> None:
+    def __init__(self, settings: Settings, rate: float, seed: int = 7,
+                 backfill_days: int = 30) -> None:
         super().__init__(name="leadline-traffic", daemon=True)
+        from leadline.cli.traffic import Backfill
         from leadline.simulator.traffic import TrafficGenerator
 
         self.settings, self.rate, self.seed = settings, rate, seed
         self.generator = TrafficGenerator(seed, load_definitions(settings.definitions))
+        self.backfill = Backfill(backfill_days)
         self.code: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
@@ -227,7 +263,8 @@ class TrafficThread(threading.Thread):
             if self._stopping.is_set():
                 return 0
             return await run_traffic(self.settings, self.rate, self.seed, stop=self._stop_event,
-                                     quiet=True, generator=self.generator)
+                                     quiet=True, generator=self.generator,
+                                     backfill=self.backfill)
 
         self.code = asyncio.run(main())
 
@@ -263,7 +300,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = WORKER_STOP_TIM
         proc.wait(5)
 
 
-def run_demo(rate: float) -> int:
+def run_demo(rate: float, backfill_days: int = 30) -> int:
     try:
         settings = load_settings()
         definitions = load_definitions(settings.definitions)
@@ -315,9 +352,11 @@ def run_demo(rate: float) -> int:
                 return code
             time.sleep(0.5)
         traffic_settings = load_settings(broker=broker_url, redis_url=redis_url)
-        traffic = TrafficThread(traffic_settings, rate)
+        traffic = TrafficThread(traffic_settings, rate, backfill_days=backfill_days)
         traffic.start()
-        _say(f"worker ready; sending ~{rate:g} events/s; metrics at {base}/metrics; Ctrl-C stops")
+        history = f"{backfill_days} days of history, then " if backfill_days else ""
+        _say(f"worker ready; sending {history}~{rate:g} events/s; metrics at {base}/metrics; "
+             "Ctrl-C stops")
         code = _live_view(f"{base}/metrics", worker, log_path, traffic, rate, funnel_steps,
                           bport, rport)
     except (KeyboardInterrupt, _Terminate):
@@ -378,7 +417,7 @@ def _live_view(url: str, worker: subprocess.Popen[bytes], log_path: Path,
             f"leadline demo {stamp}  ·  {url}  ·  Ctrl-C stops",
             f"broker 127.0.0.1:{bport}  redis 127.0.0.1:{rport}  worker log {log_path}",
             f"traffic: ~{rate:g}/s target, {gen.stats['sent']:,} sent, "
-            f"{gen.population:,} users",
+            f"{gen.population:,} users; {traffic.backfill.summary()}",
             "",
         ]
         if status == 200:

@@ -134,17 +134,34 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from leadline.cli.demo import run_demo
 
-    return run_demo(rate=args.rate)
+    return run_demo(rate=args.rate, backfill_days=args.backfill_days)
 
 
 def cmd_demo_traffic(args: argparse.Namespace) -> int:
-    from leadline.cli.traffic import run_traffic
+    from leadline.cli.traffic import Backfill, run_traffic
 
     try:
         settings = load_settings()
     except SettingsError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    return asyncio.run(run_traffic(settings, rate=args.rate, seed=args.seed))
+    return asyncio.run(run_traffic(settings, rate=args.rate, seed=args.seed,
+                                   backfill=Backfill(args.backfill_days)))
+
+
+def _backfill_days(text: str) -> int:
+    """``--backfill-days``: 0..30 (the worker drops events older than 31 days)."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if not 0 <= days <= 30:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days in 0..30")
+    return days
+
+
+BACKFILL_HELP = ("days of history (signup cohorts, retention, churn, revenue, marketing "
+                 "spend) to send before the live traffic, as fast as the broker takes it: "
+                 "0..30, default %(default)s; 0 = none")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,10 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.set_defaults(func=cmd_send)
     demo = sub.add_parser("demo", help="embedded broker + Redis + worker + traffic, live view")
     demo.add_argument("--rate", type=float, default=200.0, help="events per second")
+    demo.add_argument("--backfill-days", type=_backfill_days, default=30, metavar="N",
+                      help=BACKFILL_HELP)
     demo.set_defaults(func=cmd_demo)
     traffic = sub.add_parser("demo-traffic", help="publish realistic product traffic forever")
     traffic.add_argument("--rate", type=float, default=200.0, help="events per second")
     traffic.add_argument("--seed", type=int, default=7)
+    traffic.add_argument("--backfill-days", type=_backfill_days, default=30, metavar="N",
+                         help=BACKFILL_HELP)
     traffic.set_defaults(func=cmd_demo_traffic)
     check = sub.add_parser("check-config", help="validate a definitions file")
     check.add_argument("file", nargs="?")

@@ -1,7 +1,8 @@
 """``leadline demo-traffic``: send the simulator's traffic to the broker at a paced rate.
 
-:func:`run_traffic` sends :class:`leadline.simulator.traffic.TrafficGenerator`'s messages
-with aiokafka at about ``rate`` events/s times the time-of-day curve
+:func:`run_traffic` first sends the generator's history (:meth:`TrafficGenerator.backfill`,
+30 days by default, as fast as the broker takes it), then its live messages with aiokafka
+at about ``rate`` events/s times the time-of-day curve
 (:func:`leadline.simulator.traffic.daily_factor`).
 """
 
@@ -11,29 +12,85 @@ import asyncio
 import contextlib
 import sys
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from leadline.config.definitions import DefinitionsError, load_definitions
 from leadline.config.settings import Settings
-from leadline.simulator.traffic import TrafficGenerator, daily_factor
+from leadline.simulator.traffic import BACKFILL_DAYS, TrafficGenerator, daily_factor
 
 TICK = 0.1
+#: Backfilled messages in flight before waiting for the broker's acknowledgements.
+BACKFILL_CHUNK = 5000
 
 
 def _say(message: str) -> None:
     print(f"leadline demo-traffic: {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(slots=True)
+class Backfill:
+    """How much history to send before the live traffic, and how it went."""
+
+    days: int = BACKFILL_DAYS
+    events: int = 0
+    seconds: float = 0.0
+    done: bool = False
+
+    def summary(self) -> str:
+        if not self.days:
+            return "no history (backfill off)"
+        what = f"{self.days} days of history: {self.events:,} events in {self.seconds:.1f}s"
+        return what if self.done else f"sending {what} so far"
+
+
+async def send_backfill(producer: Any, topic: str, generator: TrafficGenerator,
+                        backfill: Backfill, stop: asyncio.Event | None = None,
+                        quiet: bool = False) -> bool:
+    """Send ``backfill.days`` days of history, ending now, in time order. False if
+    ``stop`` was set meanwhile."""
+    started = time.perf_counter()
+    last_report = started
+    futures: list[asyncio.Future[Any]] = []
+    try:
+        for key, value in generator.backfill(time.time(), backfill.days):
+            futures.append(await producer.send(topic, value=value, key=key))
+            if len(futures) >= BACKFILL_CHUNK:
+                await asyncio.gather(*futures)
+                backfill.events += len(futures)
+                futures.clear()
+                backfill.seconds = time.perf_counter() - started
+                if stop is not None and stop.is_set():
+                    return False
+                if not quiet and time.perf_counter() - last_report >= 5.0:
+                    last_report = time.perf_counter()
+                    _say(backfill.summary())
+        if futures:
+            await asyncio.gather(*futures)
+            backfill.events += len(futures)
+    finally:
+        backfill.seconds = time.perf_counter() - started
+    backfill.done = True
+    return True
+
+
 async def run_traffic(settings: Settings, rate: float, seed: int, duration: float | None = None,
                       stop: asyncio.Event | None = None, *, quiet: bool = False,
-                      generator: TrafficGenerator | None = None) -> int:
-    """Publish generated traffic to ``settings.topic`` until ``stop`` or ``duration``.
+                      generator: TrafficGenerator | None = None,
+                      backfill: Backfill | None = None) -> int:
+    """Publish ``backfill.days`` days of history (default 30; 0: none), then live traffic,
+    to ``settings.topic`` until ``stop`` or ``duration`` (of live traffic).
 
     Returns 0 after a clean stop (also when cancelled, e.g. by Ctrl-C), 2 for bad
     definitions, 3 if the broker cannot be reached, 1 if sending fails later.
-    ``generator`` lets a caller watch :attr:`TrafficGenerator.stats`.
+    ``generator`` and ``backfill`` let a caller watch :attr:`TrafficGenerator.stats` and
+    the backfill's progress.
     """
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
+
+    if backfill is None:
+        backfill = Backfill()
 
     if generator is None:
         try:
@@ -43,7 +100,8 @@ async def run_traffic(settings: Settings, rate: float, seed: int, duration: floa
             return 2
         generator = TrafficGenerator(seed, definitions)
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20,
-                                max_request_size=2 * 1024 * 1024)
+                                max_request_size=2 * 1024 * 1024,
+                                max_batch_size=256 * 1024)
     loop = asyncio.get_running_loop()
     try:
         try:
@@ -52,6 +110,15 @@ async def run_traffic(settings: Settings, rate: float, seed: int, duration: floa
             _say(f"cannot reach the Kafka broker at {','.join(settings.bootstrap_servers)}: "
                  f"{exc or type(exc).__name__}")
             return 3
+        if backfill.days > 0:
+            if not quiet:
+                _say(f"sending {backfill.days} days of history first (--backfill-days 0: "
+                     f"none)")
+            if not await send_backfill(producer, settings.topic, generator, backfill, stop,
+                                       quiet):
+                return 0
+            if not quiet:
+                _say(backfill.summary())
         if not quiet:
             _say(f"sending ~{rate:g} events/s (x{daily_factor(time.time()):.2f} time of day) "
                  f"to {settings.topic} on {','.join(settings.bootstrap_servers)}; Ctrl-C stops")

@@ -1,4 +1,5 @@
-"""`leadline demo` end to end: it comes up, shows live metrics, Ctrl-C leaves nothing."""
+"""`leadline demo` end to end: it comes up, sends its history, shows live metrics, Ctrl-C
+leaves nothing."""
 
 from __future__ import annotations
 
@@ -74,10 +75,11 @@ def test_demo_shows_live_metrics_and_stops_cleanly_on_ctrl_c(
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLINE_")}
     env.update({k: str(v) for k, v in ports.items()})
     out_path = tmp_path / "demo.out"
-    proc = start_demo(["--rate", "300"], env, out_path)
+    # Two days of history (the default 30 take tens of seconds more to digest).
+    proc = start_demo(["--rate", "300", "--backfill-days", "2"], env, out_path)
     url = f"http://127.0.0.1:{ports['LEADLINE_WEB_PORT']}/metrics"
     deadline = time.monotonic() + 50
-    processed = active = 0.0
+    processed = active = cohort = 0.0
     while time.monotonic() < deadline and proc.poll() is None:
         body = scrape(url)
         if body:
@@ -85,12 +87,15 @@ def test_demo_shows_live_metrics_and_stops_cleanly_on_ctrl_c(
             processed = sum(v for _, v in samples.get("leadline_events_processed_total", []))
             active = value(samples, "product_active_users", platform="all",
                            window="5m") or 0.0
-            if processed > 0 and active > 0:
+            # Users first seen the day before yesterday: only the history has them.
+            cohort = value(samples, "product_retention_cohort_users", day="1") or 0.0
+            if processed > 0 and active > 0 and cohort > 0:
                 break
         time.sleep(0.5)
     output = out_path.read_text(errors="replace")
-    assert processed > 0 and active > 0, output
+    assert processed > 0 and active > 0 and cohort > 0, output
     assert "/metrics" in output and "worker.log" in output
+    assert "2 days of history" in output
 
     proc.send_signal(signal.SIGINT)
     code = proc.wait(20)
