@@ -391,8 +391,9 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
                 key_node = next((k for k, _ in node.value if k.value == str(key)), None)
                 return key_node.start_mark.line + 1 if key_node is not None else line
             node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
+        elif (isinstance(node, yaml.SequenceNode) and str(key).isdigit()
+              and int(key) < len(node.value)):
+            node = node.value[int(key)]
         else:
             break
         line = node.start_mark.line + 1

@@ -271,6 +271,46 @@ def test_identity_rules() -> None:
     rejected(event(user_id=7, anonymous_id="a-1"), Reason.SCHEMA, "user_id")
 
 
+def test_marketing_spend_needs_no_identity() -> None:
+    spend = event(name="marketing_spend", user_id=_DROP,
+                  properties={"amount": 120.5, "currency": "usd", "channel": "google",
+                              "campaign": "never kept"})
+    assert spend == Event("e-1", "", TS, "marketing_spend",
+                          props={"amount": 120.5, "currency": "USD", "channel": "google"})
+    with_user = event(name="marketing_spend", properties={"amount": 1, "currency": "EUR"})
+    assert isinstance(with_user, Event) and with_user.identity == "u-1"
+    segment = decode(orjson.dumps({"type": "track", "messageId": "m-1", "event": "marketing_spend",
+                                   "timestamp": TS_TEXT,
+                                   "properties": {"revenue": 10, "currency": "GBP"}}))
+    assert isinstance(segment, Event) and segment.identity == ""
+    assert segment.props == {"amount": 10, "currency": "GBP"}
+
+
+@pytest.mark.parametrize(("properties", "words"), [
+    ({"currency": "USD"}, ("properties.amount", "marketing_spend")),
+    ({"amount": 5}, ("properties.currency", "marketing_spend")),
+    ({"amount": -5, "currency": "USD"}, ("properties.amount", ">= 0")),
+    ({"amount": "5", "currency": "USD"}, ("properties.amount", "number")),
+    ({"amount": 5, "currency": "USD", "channel": 3}, ("properties.channel",)),
+])
+def test_bad_spend_is_a_schema_rejection(properties: dict[str, Any], words: tuple[str, ...]
+                                         ) -> None:
+    rejected(event(name="marketing_spend", user_id=_DROP, properties=properties),
+             Reason.SCHEMA, *words)
+
+
+def test_only_spend_may_come_without_an_identity() -> None:
+    rejected(event(name="page_view", user_id=_DROP), Reason.SCHEMA, "user_id or anonymous_id")
+
+
+def test_too_old_follows_the_longest_retention_day() -> None:
+    from leadline.config.definitions import parse_definitions
+    long = Decoder(parse_definitions("retention:\n  days: [1, 60]\n"))
+    old = orjson.dumps({**BASE, "timestamp": NOW - 45 * DAY})
+    assert isinstance(long.decode(old, NOW), Event)           # 60 + 2 days back
+    rejected(DECODER.decode(old, NOW), Reason.TOO_OLD)          # 30d + 1 day by default
+
+
 # --- Segment / RudderStack -----------------------------------------------------------
 
 SEGMENT: dict[str, Any] = {
