@@ -81,3 +81,21 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(  # type: ignore[no-unty
     time.sleep(2)  # nothing may trickle in twice afterwards
     assert ol.mismatches(two.scrape(), truth, time.time()) == []
     assert "recovered partitions" in two.log_tail(400)
+
+
+def test_a_second_worker_joining_mid_stream_both_answer_exactly(  # type: ignore[no-untyped-def]
+        broker, redis_server, tmp_path, start_worker: StartWorker) -> None:
+    """A rebalance while the first list is folded: afterwards each worker serves every
+    partition's cells (the serving view), so each one's scrape is the whole oracle."""
+    pipeline = Pipeline(broker, redis_server, tmp_path,
+                        extra_env={"LEADLINE_BATCH_MAX": "200"})
+    first, late, truth = _corpus(seed=6)
+    one = start_worker(pipeline, "w1").wait_ready()
+    pipeline.send(first)
+    wait_for(lambda: _processed(one.scrape()) >= truth.events_first * 0.3, timeout=60,
+             interval=0.05, what="30% processed")
+    two = start_worker(pipeline, "w2").wait_ready()
+    pipeline.send(late)
+    for worker in (one, two):
+        assert settle(worker, truth, timeout=90) == [], worker.name
+    assert "recovered partitions" in two.log_tail(400)
