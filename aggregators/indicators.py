@@ -28,12 +28,17 @@ from leadline.aggregators.kinds import (
     RETAINED,
     SPEND,
     CONVERTERS,
+    CRASHERS,
     CURRENT,
     EVENTS,
     FEATURES,
+    LATENCY,
     MRR_MOVES,
     REFUNDS,
+    REQUESTS,
     REVENUE,
+    SESSION_LENGTH,
+    SESSIONS,
     SIGNUPS,
     SUBSCRIPTIONS,
     SURVEYS,
@@ -44,6 +49,8 @@ from leadline.aggregators.kinds import (
 )
 from leadline.aggregators.lifecycle import USERS as ONE_LABEL
 from leadline.aggregators.lifecycle import plan_of, users_in_run
+from leadline.aggregators.quantiles import quantiles
+from leadline.aggregators.sessions import ONE as ONE_SESSION
 from leadline.aggregators.labels import ALL, OTHER, LabelSets
 from leadline.aggregators.money import MICROS
 from leadline.aggregators.sketch import HyperLogLog, union
@@ -52,6 +59,9 @@ from leadline.config.definitions import Definitions
 Labels = tuple[tuple[str, str], ...]
 
 TIME_TO_ACTIVATE = "product_time_to_activate_seconds"
+#: The quantile label values of SPEC 3b.
+SESSION_QUANTILES = (0.5, 0.9, 0.99)
+RESPONSE_QUANTILES = (0.5, 0.95, 0.99)
 #: Histogram families: samples ``<name>_bucket`` (with ``le``), ``<name>_sum``, ``<name>_count``.
 HISTOGRAMS = frozenset({TIME_TO_ACTIVATE})
 
@@ -101,6 +111,7 @@ class Indicators:
         self.nrr_windows = tuple(definitions.revenue_retention_windows)
         #: The subscription churn the LTV divides by: 30d, else the longest window.
         self.ltv_window = "30d" if "30d" in self.plan.windows else self.longest
+        self.performance_events = tuple(definitions.performance.events)
 
     def compute(self, cells: Iterable[tuple[CellKey, Cell]], now: float) -> list[Sample]:
         sketches: dict[tuple[str, str, str], list[HyperLogLog]] = defaultdict(list)
@@ -149,7 +160,7 @@ class Indicators:
         for window in windows:
             w = ("window", window)
             per_kind: dict[str, dict[str, float]] = {}
-            for kind in (USERS, CONVERTERS, SIGNUPS):
+            for kind in (USERS, CONVERTERS, SIGNUPS, CRASHERS):
                 merged = {p: union(sketches.get((kind, window, p), [])) for p in self.platforms}
                 counts = {p: h.count() for p, h in merged.items()}
                 counts[ALL] = union(list(merged.values())).count()
@@ -162,6 +173,8 @@ class Indicators:
                             _ratio(round(per_kind[CONVERTERS][p]), round(active))))
                 emit(Sample("product_signups", (w, ("platform", p)),
                             round(per_kind[SIGNUPS][p])))
+                emit(Sample("product_crash_free_users_ratio", (w, ("platform", p)),
+                            1 - _ratio(round(per_kind[CRASHERS][p]), round(active))))
             for name in self.names:
                 emit(Sample("product_events", (w, ("name", name)),
                             sums.get((EVENTS, window, name), 0)))
@@ -191,6 +204,7 @@ class Indicators:
                 month = users[(("window", "30d"), ("platform", p))]
                 emit(Sample("product_stickiness_ratio", (("platform", p),), _ratio(day, month)))
         out += self._time_to_activate(sums)
+        out += self._performance(sums)
         out += self._lifecycle(sums, current, gaps, daily, now,
                                {s.labels: s.value for s in out
                                 if s.metric == "product_subscription_churn_ratio"})
@@ -338,4 +352,32 @@ class Indicators:
                     emit(Sample("product_net_revenue_retention_ratio",
                                 (("window", window), ("currency", currency)),
                                 1 + change / at_start))
+        return out
+
+    def _performance(self, sums: dict[tuple[str, str, str], int]) -> list[Sample]:
+        """SPEC 3b: sessions and their length, response times and error ratios. A
+        quantile has no sample while its window has no value."""
+        buckets: dict[tuple[str, str, str], dict[str, int]] = defaultdict(dict)
+        for (kind, window, label), n in sums.items():
+            if kind == SESSION_LENGTH:
+                buckets[(kind, window, "")][label] = n
+            elif kind == LATENCY:
+                event, bucket = label.rsplit(":", 1)
+                buckets[(kind, window, event)][bucket] = n
+        out: list[Sample] = []
+        emit = out.append
+        for window in self.plan.windows:
+            w = ("window", window)
+            emit(Sample("product_sessions", (w,), sums.get((SESSIONS, window, ONE_SESSION), 0)))
+            lengths = quantiles(buckets.get((SESSION_LENGTH, window, ""), {}), SESSION_QUANTILES)
+            for q, v in (lengths or {}).items():
+                emit(Sample("product_session_duration_seconds", (w, ("quantile", str(q))), v))
+            for event in self.performance_events:
+                e = ("event", event)
+                times = quantiles(buckets.get((LATENCY, window, event), {}), RESPONSE_QUANTILES)
+                for q, v in (times or {}).items():
+                    emit(Sample("product_response_time_seconds", (w, e, ("quantile", str(q))), v))
+                emit(Sample("product_request_error_ratio", (w, e),
+                            _ratio(sums.get((REQUESTS, window, f"{event}:errors"), 0),
+                                   sums.get((REQUESTS, window, event), 0))))
         return out

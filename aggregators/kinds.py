@@ -7,7 +7,7 @@ here, so a reader never depends on the writer's code.
 
 from __future__ import annotations
 
-from leadline.aggregators import activation, lifecycle, subscriptions, surveys
+from leadline.aggregators import activation, lifecycle, sessions, subscriptions, surveys
 from leadline.aggregators.funnels import KIND_PREFIX as FUNNEL_PREFIX
 
 #: (kind, resolution in seconds, bucket start in seconds).
@@ -31,7 +31,12 @@ LAST_SEEN = lifecycle.LAST
 ACTIVITY_GAPS = lifecycle.GAPS
 RETAINED = lifecycle.RETAINED
 NEW_CUSTOMERS = lifecycle.CUSTOMERS
-DISTINCT_KINDS = frozenset({USERS, CONVERTERS, SIGNUPS, FEATURES})
+SESSIONS = sessions.SESSIONS          # by first-event bucket (aggregators/sessions.py)
+SESSION_LENGTH = sessions.LENGTH
+REQUESTS = "requests"      # performance events (label: event) and their errors (event:errors)
+LATENCY = "latency"        # their duration_ms, DDSketch buckets (label: event:bucket)
+CRASHERS = "crashers"      # distinct users with a crash event, by platform
+DISTINCT_KINDS = frozenset({USERS, CONVERTERS, SIGNUPS, FEATURES, CRASHERS})
 #: The resolution (and bucket start) of unbucketed cells: never expire, in no window.
 CURRENT = 0
 

@@ -18,13 +18,16 @@ from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from leadline.aggregators import surveys
+from leadline.aggregators import sessions, surveys
 from leadline.aggregators.activation import ActivationRule
 from leadline.aggregators.buckets import DAY
 from leadline.aggregators.cells import Cell
 from leadline.aggregators.funnels import FunnelRule
 from leadline.aggregators.kinds import (
     CONVERTERS,
+    CRASHERS,
+    LATENCY,
+    REQUESTS,
     CURRENT,
     EVENTS,
     FEATURES,
@@ -40,6 +43,7 @@ from leadline.aggregators.kinds import (
 from leadline.aggregators.lifecycle import LifecycleRule, churn_seconds, plan_of
 from leadline.aggregators.labels import LabelSets
 from leadline.aggregators.money import to_micros
+from leadline.aggregators.quantiles import bucket_label
 from leadline.aggregators.sketch import _Q, _RANK_MASK, HyperLogLog, hash64
 from leadline.aggregators.subscriptions import SubscriptionRule
 from leadline.aggregators.users import Deltas, UserState, to_ms
@@ -63,6 +67,8 @@ class _Role:
     feature: bool = False
     survey: str | None = None
     customer: bool = False  # a first one makes a new customer (purchase, subscription start)
+    performance: bool = False  # duration_ms, status, error (technical performance)
+    crash: bool = False
 
 
 def _roles(definitions: Definitions) -> dict[str, _Role]:
@@ -83,6 +89,9 @@ def _roles(definitions: Definitions) -> dict[str, _Role]:
     roles[e.feature].feature = True
     for name, survey in definitions.surveys.items():
         roles[survey.event].survey = name
+    for name in definitions.performance.events:
+        roles[name].performance = True
+    roles[definitions.performance.crash].crash = True
     return dict(roles)
 
 
@@ -90,7 +99,8 @@ class PartitionState:
     """Cells and per-user state of one partition, plus what changed since the last flush."""
 
     def __init__(self, definitions: Definitions,
-                 users: MutableMapping[str, bytes] | None = None) -> None:
+                 users: MutableMapping[str, bytes] | None = None,
+                 sessions: MutableMapping[str, bytes] | None = None) -> None:
         self.plan = plan_of(definitions)
         self.labels = LabelSets(definitions)
         self._resolutions = [(r, self.plan.horizon(r)) for r in self.plan.resolutions]
@@ -112,6 +122,9 @@ class PartitionState:
         self.users: MutableMapping[str, bytes] = {} if users is None else users
         self._decoded: dict[str, UserState] = {}
         self._dirty_users: set[str] = set()
+        # session key -> encoded session record (aggregators/sessions.py), likewise
+        self.sessions: MutableMapping[str, bytes] = {} if sessions is None else sessions
+        self._sessions: dict[str, sessions.Record] = {}
         longest = max(self.plan.horizon(r) for r in self.plan.resolutions)
         #: Per-user times older than now - this (s) can only touch buckets no window shows.
         self.user_horizon = longest + DAY
@@ -125,6 +138,10 @@ class PartitionState:
     def load_user(self, identity: str, data: bytes) -> None:
         """Restore a user's state from its encoded form (changelog recovery)."""
         self.users[identity] = data
+
+    def load_session(self, key: str, data: bytes) -> None:
+        """Restore a session's record (changelog recovery)."""
+        self.sessions[key] = data
 
     def fold(self, offset: int, event: Event, now: float) -> None:
         """Apply one event (at ``offset`` of this partition) to every cell it touches."""
@@ -142,10 +159,16 @@ class PartitionState:
                        to_micros(event.props["amount"]))
         role = self._roles.get(event.name)
         signup = False
-        refund = feature = survey = None
+        refund = feature = survey = latency = None
+        crash = False
         if role is not None:
             props = event.props or {}
             signup = role.signup
+            crash = role.crash
+            if role.performance and "duration_ms" in props:
+                failed = props.get("status", 0) >= 500 or props.get("error") is True
+                latency = (name, f"{name}:{bucket_label(props['duration_ms'] / 1000)}",
+                           {name: 1, f"{name}:errors": 1} if failed else {name: 1})
             if role.refund and "amount" in props and "currency" in props:
                 refund = (self.labels.currency(props["currency"]), to_micros(props["amount"]))
             if role.feature and "feature" in props:
@@ -173,7 +196,14 @@ class PartitionState:
                 self._register(FEATURES, res, start, feature, offset, h, idx, rank)
             if survey is not None:
                 self._add(SURVEYS, res, start, survey, offset, 1)
+            if latency is not None:
+                self._add(LATENCY, res, start, latency[1], offset, 1)
+                self._add_all((REQUESTS, res, start), offset, latency[2])
+            if crash:
+                self._register(CRASHERS, res, start, platform, offset, h, idx, rank)
         self._fold_user(offset, event, role, platform, now, h, idx, rank)
+        if event.session_id is not None:
+            self._fold_session(offset, event, now, h, idx, rank)
 
     def _fold_spend(self, offset: int, event: Event, now: float) -> None:
         """Marketing spend: a sum by currency and channel; it makes no one active."""
@@ -215,6 +245,24 @@ class PartitionState:
         self._dirty_users.add(identity)
         if out:
             self._apply(out, offset, now, h, idx, rank)
+
+    def _fold_session(self, offset: int, event: Event, now: float, h: int, idx: int,
+                      rank: int) -> None:
+        key = sessions.session_key(event.identity, event.session_id or "")
+        record = self._sessions.get(key)  # changed in this batch, else as stored
+        if record is None:
+            data = self.sessions.get(key)
+            if data is not None:
+                record = sessions.decode(data)
+        if record is not None and record[0] >= offset:
+            return  # replayed: the record was written after every cell the event touched
+        out = Deltas()
+        new = sessions.apply(record, round(event.ts * 1000), out)
+        if new is None:
+            return
+        new[0] = offset
+        self._sessions[key] = new
+        self._apply(out, offset, now, h, idx, rank)
 
     def _fold_roles(self, user: UserState, role: _Role, t: int, event: Event,
                     out: Deltas) -> bool:
@@ -388,6 +436,28 @@ class PartitionState:
         self._decoded.clear()
         return out
 
+    def take_dirty_sessions(self) -> dict[str, tuple[int, bytes]]:
+        """Sessions changed since the last call: key -> (offset stamp, encoded record).
+
+        Must be written after the cells of the same :meth:`take_dirty`.
+        """
+        out = {key: (record[0], sessions.encode(record))
+               for key, record in self._sessions.items()}
+        self.sessions.update({key: data for key, (_, data) in out.items()})
+        self._sessions.clear()
+        return out
+
+    def prune_sessions(self, now: float) -> list[str]:
+        """Forget sessions whose last event is older than any per-user time kept (a
+        late event for one of those can only touch buckets no window shows, unless the
+        session lasted more than a day). Sessions not yet taken are left for later."""
+        cutoff = to_ms(now - self.user_horizon)
+        gone = [key for key, data in self.sessions.items()
+                if key not in self._sessions and sessions.decode(data)[2] < cutoff]
+        for key in gone:
+            del self.sessions[key]
+        return gone
+
     def prune_users(self, now: float) -> dict[str, bytes | None]:
         """Forget per-user times no visible bucket can depend on any more.
 
@@ -446,13 +516,14 @@ class PartitionState:
         store take no heap: the store reports its own memory (``state/local.py``)."""
         cells = sys.getsizeof(self.cells) + len(self.cells) * _CELL_KEY + sum(
             cell.nbytes() for cell in self.cells.values())
-        users = self.users
-        if not isinstance(users, dict):
-            return {"cells": cells, "users": 0}
-        # identity strings (ASCII: header + 1 byte a character), records, the dict
-        keys = len(users) * _STR + sum(map(len, users))
-        values = len(users) * _BYTES + sum(map(len, users.values()))
-        return {"cells": cells, "users": sys.getsizeof(users) + keys + values}
+        held = 0
+        for records in (self.users, self.sessions):
+            if isinstance(records, dict) and records:
+                # keys (ASCII: header + 1 byte a character), records, the dict
+                keys = len(records) * _STR + sum(map(len, records))
+                values = len(records) * _BYTES + sum(map(len, records.values()))
+                held += sys.getsizeof(records) + keys + values
+        return {"cells": cells, "users": held}
 
     def encoded(self) -> dict[CellKey, tuple[int, bytes]]:
         """Every cell as (offset stamp, encoded cell), to rebuild the serving view."""

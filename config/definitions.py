@@ -236,6 +236,29 @@ class Marketing(_Strict):
         return _label_values(v)
 
 
+class Performance(_Strict):
+    """Technical performance (SPEC 3b): the events that carry ``properties.duration_ms``
+    (and optionally ``status`` and ``error``), and the crash event."""
+
+    events: list[str] = Field(default_factory=lambda: ["page_load", "api_request"],
+                              max_length=20)
+    crash: str = "app_crash"
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _event_name(name)
+        if len(set(v)) != len(v):
+            raise ValueError("an event is listed twice")
+        return v
+
+    @field_validator("crash")
+    @classmethod
+    def _crash(cls, v: str) -> str:
+        return _event_name(v)
+
+
 class Labels(_Strict):
     platform: list[str] = Field(default_factory=lambda: ["web", "ios", "android"], max_length=50)
     currency: list[str] = Field(default_factory=lambda: ["USD", "EUR"], max_length=50)
@@ -270,6 +293,7 @@ class Definitions(_Strict):
     churn: Churn = Field(default_factory=Churn)
     revenue_retention: RevenueRetention = Field(default_factory=RevenueRetention)
     marketing: Marketing = Field(default_factory=Marketing)
+    performance: Performance = Field(default_factory=Performance)
 
     @field_validator("windows")
     @classmethod
@@ -316,6 +340,9 @@ class Definitions(_Strict):
                     errors.append((("events", "aliases", name),
                                    f"alias {alias!r} is itself a configured event name"))
                 claimed.setdefault(alias, name)
+        if self.performance.crash in self.performance.events:
+            errors.append((("performance", "crash"),
+                           f"{self.performance.crash!r} is also a performance event"))
         if self.retention.forget_after_seconds < self.oldest_event:
             errors.append((("retention", "forget_after"),
                            f"{self.retention.forget_after} is shorter than the oldest event "
@@ -350,7 +377,7 @@ class Definitions(_Strict):
         names = set(e.known) | {
             e.signup, e.activation, e.session, e.conversion, e.purchase, e.refund, e.feature,
             e.subscription_started, e.subscription_changed, e.subscription_cancelled,
-            e.marketing_spend,
+            e.marketing_spend, self.performance.crash, *self.performance.events,
         }
         for funnel in self.funnels.values():
             names.update(funnel.steps)

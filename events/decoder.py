@@ -99,6 +99,7 @@ class Decoder:
             e.subscription_started, e.subscription_changed, e.subscription_cancelled
         }
         self._feature_event = e.feature
+        self._performance_events = frozenset(definitions.performance.events)
         self._alias_of = definitions.alias_of
         self._surveys = {s.event: (s.min, s.max) for s in definitions.surveys.values()}
 
@@ -135,6 +136,7 @@ class Decoder:
             anonymous_id=obj.get("anonymous_id"), timestamp=obj.get("timestamp"),
             platform=obj.get("platform"), country=obj.get("country"),
             app_version=obj.get("app_version"), properties=obj.get("properties"),
+            session_id=obj.get("session_id"),
         )
 
     def _segment(self, obj: dict[str, Any]) -> Event | Ignored:
@@ -167,6 +169,7 @@ class Decoder:
             # only an ISO 3166 code becomes the event's country.
             country=country if isinstance(country, str) and _COUNTRY.match(country) else None,
             app_version=app.get("version"), properties=obj.get("properties"),
+            session_id=obj.get("session_id"),
         )
 
     @staticmethod
@@ -182,7 +185,7 @@ class Decoder:
 
     def _canonical(
         self, *, event_id: Any, name: Any, user_id: Any, anonymous_id: Any, timestamp: Any,
-        platform: Any, country: Any, app_version: Any, properties: Any,
+        platform: Any, country: Any, app_version: Any, properties: Any, session_id: Any,
     ) -> Event:
         event_id = _string(event_id, "event_id")
         if not is_event_name(name):
@@ -205,8 +208,13 @@ class Decoder:
             country = country.upper()
         if app_version is not None:
             app_version = _string(app_version, "app_version", 64)
+        if session_id is not None:
+            session_id = _string(session_id, "session_id")
+        elif isinstance(properties, dict) and properties.get("session_id") is not None:
+            session_id = _string(properties["session_id"], "properties.session_id")
         props = self._properties(name, properties)
-        return Event(event_id, identity, ts, name, platform, country, app_version, props)
+        return Event(event_id, identity, ts, name, platform, country, app_version, props,
+                     session_id)
 
     def _properties(self, name: str, properties: Any) -> dict[str, Any] | None:
         if properties is None:
@@ -233,8 +241,28 @@ class Decoder:
             if isinstance(score, bool) or not isinstance(score, int):
                 raise _Invalid("properties.score: must be an integer")
             kept["score"] = score
+        if name in self._performance_events:
+            self._performance(name, properties, kept)
         self._required(name, kept)
         return kept or None
+
+    @staticmethod
+    def _performance(name: str, properties: dict[str, Any], kept: dict[str, Any]) -> None:
+        """``duration_ms`` (required), ``status`` and ``error`` of a performance event."""
+        if "duration_ms" not in properties:
+            raise _Invalid(f"properties.duration_ms: required for {name}")
+        kept["duration_ms"] = _number(properties["duration_ms"], "properties.duration_ms")
+        status = properties.get("status")
+        if status is not None:
+            if isinstance(status, bool) or not isinstance(status, int) \
+                    or not 100 <= status <= 599:
+                raise _Invalid("properties.status: must be an integer HTTP status 100..599")
+            kept["status"] = status
+        error = properties.get("error")
+        if error is not None:
+            if not isinstance(error, bool):
+                raise _Invalid("properties.error: must be true or false")
+            kept["error"] = error
 
     def _required(self, name: str, kept: dict[str, Any]) -> None:
         if name in self._money_events:

@@ -51,7 +51,8 @@ class Event:
     """A validated event. ``identity`` is ``user_id``, else ``anon:`` + ``anonymous_id``.
 
     ``props`` keeps only the properties leadline understands (amount, currency, plan,
-    mrr, score, feature), already validated; free text never travels further.
+    mrr, score, feature, channel, duration_ms, status, error), already validated; free
+    text never travels further. ``session_id``: top-level, else ``properties.session_id``.
     """
 
     event_id: str
@@ -62,12 +63,13 @@ class Event:
     country: str | None = None
     app_version: str | None = None
     props: dict[str, Any] | None = None
+    session_id: str | None = None
 
     def encode(self) -> bytes:
         """Compact form for the internal by-user topic."""
         return orjson.dumps(
             [self.event_id, self.identity, self.ts, self.name, self.platform,
-             self.country, self.app_version, self.props]
+             self.country, self.app_version, self.props, self.session_id]
         )
 
     @classmethod

@@ -24,22 +24,22 @@ from typing import Any
 from leadline.streams.context import WorkerContext
 from leadline.streams.faust_adapter import kafka_producer
 from leadline.streams.publish import send_changelog
-from leadline.streams.store import is_user_record
+from leadline.streams.store import is_stamped_record
 
 Records = list[tuple[int, bytes, bytes | None]]
 
 
 async def send_in_order(send: Callable[[Records], Awaitable[None]], records: Records) -> None:
     """Send a checkpoint's records in two confirmed steps: first everything but the user
-    records, then, once the broker has confirmed all of that, the user records.
+    records, then, once the broker has confirmed all of that, the user and session records.
 
     A restored user stamp says that every cell its offset touched holds it
     (``streams/store.py``). One send may span several producer batches, and a failed
     batch does not stop a later one from landing; so user records wait until the cells
     of the same checkpoint have landed, whatever happens to the batches in between.
     """
-    first = [r for r in records if not is_user_record(r[1])]
-    users = [r for r in records if is_user_record(r[1])]
+    first = [r for r in records if not is_stamped_record(r[1])]
+    users = [r for r in records if is_stamped_record(r[1])]
     if first:
         await send(first)
     if users:

@@ -7,12 +7,14 @@ once, in its latest form (one changelog record to the changelog partition of the
 by-user partition it belongs to), then the first-seen event ids since then as one
 record, then every changed user's state (``aggregators/users.py``), then every changed
 identity link (``aggregators/identities.py``). Writing once per checkpoint instead of
-once per batch keeps the changelog to what changed per commit interval. After a
+once per batch keeps the changelog to what changed per commit interval. Sessions
+(``aggregators/sessions.py``) are written after the users, each with its own stamp. After a
 rebalance or a crash the table is recovered from its changelog by Faust, and the
 in-memory states are rebuilt from it; stamps make the replay of not-yet-committed
 events exact.
 Table keys: ``{p}|c|{kind}/{res}/{start}`` for cells, ``{p}|d|{hour}|{offset}`` for ids,
-``{p}|u|{identity}`` for user states, ``{p}|l|{anonymous identity}`` for links.
+``{p}|u|{identity}`` for user states, ``{p}|s|{session key}`` for sessions,
+``{p}|l|{anonymous identity}`` for links.
 
 Why the write order matters: a partition's changelog records become durable as a
 prefix of the order they were sent in. A user record is sent after the cells of its
@@ -36,7 +38,7 @@ from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
-from leadline.state.local import USERS, LocalStore
+from leadline.state.local import SESSIONS, USERS, LocalStore
 from leadline.streams.faust_adapter import recovered_keys
 
 log = logging.getLogger(__name__)
@@ -50,9 +52,14 @@ def user_table_key(p: int, identity: str) -> bytes:
     return f"{p}|u|{identity}".encode()
 
 
-def is_user_record(table_key: bytes) -> bool:
-    """True for the key of a user state record (``{p}|u|{identity}``)."""
-    return table_key.split(b"|", 2)[1:2] == [b"u"]
+def is_stamped_record(table_key: bytes) -> bool:
+    """True for a user's or a session's record (``{p}|u|...``, ``{p}|s|...``): its stamp
+    says every cell its offset touched holds that event, so it goes after the cells."""
+    return table_key.split(b"|", 2)[1:2] in ([b"u"], [b"s"])
+
+
+def session_table_key(p: int, key: str) -> bytes:
+    return f"{p}|s|{key}".encode()
 
 
 def link_table_key(p: int, anon: str) -> bytes:
@@ -123,8 +130,11 @@ class PartitionStore:
         if not new:
             return set()
         for p in new:
-            users = None if self.local is None else self.local.records(USERS, p)
-            self.states[p] = PartitionState(self.definitions, users)
+            if self.local is None:
+                self.states[p] = PartitionState(self.definitions)
+            else:
+                self.states[p] = PartitionState(self.definitions, self.local.records(USERS, p),
+                                                self.local.records(SESSIONS, p))
             spill = None
             if self.ids is not None:
                 spill = self._spill_dirs[p] = self.ids / f"{p}.{next(self._incarnations)}"
@@ -132,6 +142,7 @@ class PartitionStore:
             self.links[p] = Links()
         loaded: dict[int, int] = defaultdict(int)
         users_read: dict[int, dict[str, bytes]] = defaultdict(dict)
+        sessions_read: dict[int, dict[str, bytes]] = defaultdict(dict)
         for raw_key, value in list(self.table.data.items()):
             text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
             p_text, kind, rest = text.split("|", 2)
@@ -146,6 +157,12 @@ class PartitionStore:
                 if len(batch) >= _LOAD_BATCH:
                     self.states[p].users.update(batch)
                     batch.clear()
+            elif kind == "s":
+                batch = sessions_read[p]
+                batch[rest] = value
+                if len(batch) >= _LOAD_BATCH:
+                    self.states[p].sessions.update(batch)
+                    batch.clear()
             elif kind == "l":
                 self.links[p].load(rest, value)
             elif kind == "d":
@@ -158,6 +175,8 @@ class PartitionStore:
             loaded[p] += 1
         for p, batch in users_read.items():
             self.states[p].users.update(batch)
+        for p, batch in sessions_read.items():
+            self.states[p].sessions.update(batch)
         log.info("recovered partitions %s (%s table records)", sorted(new), dict(loaded))
         return new
 
@@ -189,6 +208,7 @@ class PartitionStore:
             state = self.states.pop(p, None)
             if state is not None:
                 state.users.clear()  # the local store's records of p
+                state.sessions.clear()
             self.dedupers.pop(p, None)
             spill = self._spill_dirs.pop(p, None)
             if spill is not None:
@@ -225,7 +245,8 @@ class PartitionStore:
 
     def checkpoint(self, now: float) -> list[tuple[int, bytes, bytes | None]]:
         """Everything changed since the last checkpoint, as changelog records in write order:
-        per partition its cells, then its new ids, then its changed users, then its links.
+        per partition its cells, then its new ids, then its changed users and sessions, then
+        its links.
 
         The order is what makes a restored user stamp trustworthy (see the module doc).
         """
@@ -240,6 +261,8 @@ class PartitionStore:
                 self._write(p, chunk_key, chunk)
             for identity, (_, data) in state.take_dirty_users().items():
                 self._write(p, user_table_key(p, identity), data)
+            for key, (_, data) in state.take_dirty_sessions().items():
+                self._write(p, session_table_key(p, key), data)
             for anon, link_data in self.links[p].take_dirty().items():
                 self._write(p, link_table_key(p, anon), link_data)
         return self._take_outbox()
@@ -270,6 +293,8 @@ class PartitionStore:
             self._pruned_at[p] = now
             for identity, data in state.prune_users(now).items():
                 self._write(p, user_table_key(p, identity), data)
+            for key in state.prune_sessions(now):
+                self._write(p, session_table_key(p, key), None)
             for anon in self.links[p].expire(now):
                 self._write(p, link_table_key(p, anon), None)
         return gone

@@ -33,7 +33,7 @@ KNOWN = (
     "signup", "activation", "session_start", "feature_used", "product_viewed", "cart_added",
     "checkout_started", "purchase", "refund", "subscription_started", "subscription_changed",
     "subscription_cancelled", "nps_submitted", "csat_submitted", "page_view", "screen_view",
-    "marketing_spend",
+    "marketing_spend", "page_load", "api_request", "app_crash",
 )
 NAMES = (*KNOWN, "other")
 PARTITIONS = 4
@@ -256,4 +256,6 @@ def test_cell_order_does_not_matter(scenario: dict[str, Any]) -> None:
 def test_empty_state_gives_zeros_not_nan() -> None:
     samples = Indicators(D).compute([], NOW)
     assert samples
-    assert all(isinstance(s, Sample) and s.value == 0 for s in samples)
+    # no crash is 100 % crash-free (SPEC 3b)
+    assert all(isinstance(s, Sample) and s.value == (s.metric == "product_crash_free_users_ratio")
+               for s in samples)

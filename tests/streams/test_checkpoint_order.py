@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from leadline.streams.checkpoint import Records, send_in_order
-from leadline.streams.store import is_user_record, link_table_key, user_table_key
+from leadline.streams.store import is_stamped_record, link_table_key, user_table_key
 
 RECORDS: Records = [
     (0, b"0|c|users/300/0", b"cell"),
@@ -20,7 +20,7 @@ RECORDS: Records = [
 
 
 def test_user_records_are_recognised_by_their_key() -> None:
-    assert [is_user_record(k) for _, k, _ in RECORDS] == [False, False, True, False, False,
+    assert [is_stamped_record(k) for _, k, _ in RECORDS] == [False, False, True, False, False,
                                                           True]
 
 
@@ -46,4 +46,4 @@ def test_a_failed_first_send_sends_no_user_record() -> None:
 
     with pytest.raises(ConnectionError):
         asyncio.run(send_in_order(send, RECORDS))
-    assert len(sent) == 1 and not any(is_user_record(k) for _, k, _ in sent[0])
+    assert len(sent) == 1 and not any(is_stamped_record(k) for _, k, _ in sent[0])

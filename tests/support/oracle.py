@@ -22,7 +22,8 @@ CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD", "BRL", "INR")
 KNOWN = ("signup", "activation", "session_start", "feature_used", "product_viewed", "cart_added",
          "checkout_started", "purchase", "refund", "subscription_started",
          "subscription_changed", "subscription_cancelled", "nps_submitted", "csat_submitted",
-         "page_view", "screen_view", "marketing_spend")
+         "page_view", "screen_view", "marketing_spend",
+         "page_load", "api_request", "app_crash")
 MARGIN = 240.0
 
 
