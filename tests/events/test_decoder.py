@@ -311,6 +311,51 @@ def test_too_old_follows_the_longest_retention_day() -> None:
     rejected(DECODER.decode(old, NOW), Reason.TOO_OLD)          # 30d + 1 day by default
 
 
+def test_performance_events_carry_duration_status_and_error() -> None:
+    ok = event(name="api_request", properties={"duration_ms": 12.5, "status": 503,
+                                                "error": False, "url": "never kept"})
+    assert isinstance(ok, Event)
+    assert ok.props == {"duration_ms": 12.5, "status": 503, "error": False}
+    assert event(name="page_load", properties={"duration_ms": 0}).props == {  # type: ignore[union-attr]
+        "duration_ms": 0}
+    # elsewhere these properties mean nothing and are not checked
+    assert isinstance(event(name="page_view", properties={"status": "shipped"}), Event)
+
+
+@pytest.mark.parametrize(("properties", "words"), [
+    ({}, ("properties.duration_ms", "required", "api_request")),
+    ({"duration_ms": -1}, ("properties.duration_ms", ">= 0")),
+    ({"duration_ms": "12"}, ("properties.duration_ms", "number")),
+    ({"duration_ms": True}, ("properties.duration_ms", "number")),
+    ({"duration_ms": 5, "status": 99}, ("properties.status", "100..599")),
+    ({"duration_ms": 5, "status": 600}, ("properties.status", "100..599")),
+    ({"duration_ms": 5, "status": "500"}, ("properties.status",)),
+    ({"duration_ms": 5, "status": True}, ("properties.status",)),
+    ({"duration_ms": 5, "status": 500.0}, ("properties.status",)),
+    ({"duration_ms": 5, "error": "yes"}, ("properties.error", "true or false")),
+    ({"duration_ms": 5, "error": 1}, ("properties.error",)),
+])
+def test_bad_performance_fields_are_schema_rejections(properties: dict[str, Any],
+                                                       words: tuple[str, ...]) -> None:
+    # (a non-finite number is not JSON: orjson rejects 1e309 as not_json)
+    rejected(event(name="api_request", properties=properties), Reason.SCHEMA, *words)
+
+
+def test_session_id_top_level_else_in_properties() -> None:
+    top = event(session_id="s-1", properties={"session_id": "s-2"})
+    assert isinstance(top, Event) and top.session_id == "s-1"
+    inner = event(properties={"session_id": "s-2"})
+    assert isinstance(inner, Event) and inner.session_id == "s-2"
+    assert event().session_id is None  # type: ignore[union-attr]
+    segment = decode(orjson.dumps({**SEGMENT, "properties": {**SEGMENT["properties"],
+                                                             "session_id": "ajs-s"}}))
+    assert isinstance(segment, Event) and segment.session_id == "ajs-s"
+    assert Event.decode(segment.encode()) == segment
+    for bad in (7, "", "x" * 129, {"id": 1}):
+        rejected(event(session_id=bad), Reason.SCHEMA, "session_id")
+        rejected(event(properties={"session_id": bad}), Reason.SCHEMA, "properties.session_id")
+
+
 # --- Segment / RudderStack -----------------------------------------------------------
 
 SEGMENT: dict[str, Any] = {

@@ -1,5 +1,6 @@
-"""The lifecycle sections of the definitions (SPEC 3b): retention days, churn and net
-revenue retention windows, spend channels; errors name file, line and field."""
+"""The SPEC 3b sections of the definitions: retention days, churn and net
+revenue retention windows, spend channels, performance events; errors name file, line
+and field."""
 
 from __future__ import annotations
 
@@ -55,3 +56,16 @@ def test_lifecycle_rules_name_line_and_field(text: str, message: str) -> None:
     with pytest.raises(DefinitionsError) as err:
         parse_definitions(text, "f.yaml")
     assert str(err.value) == message
+
+
+def test_performance_section() -> None:
+    d = load_definitions()
+    assert d.performance.events == ["page_load", "api_request"]
+    assert d.performance.crash == "app_crash"
+    assert {"page_load", "api_request", "app_crash"} <= d.known_names
+    with pytest.raises(DefinitionsError) as err:
+        parse_definitions("performance:\n  events: [page_load]\n  crash: page_load\n", "f.yaml")
+    assert str(err.value) == "f.yaml:3: performance.crash: 'page_load' is also a performance event"
+    with pytest.raises(DefinitionsError) as err:
+        parse_definitions("performance:\n  events: [a b]\n", "f.yaml")
+    assert "performance.events" in str(err.value)
