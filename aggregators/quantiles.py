@@ -9,7 +9,7 @@ buckets by addition, a quantile of a window is the quantile of the union of ever
 partition and bucket (not an average of quantiles), and a value can be taken back
 exactly (a session that grows, ``aggregators/sessions.py``). KLL and REQ sketches keep
 ranks within a bound, not values, and compact at random, so neither can take a value
-back; ``docs/metrics.md`` has the measured comparison.
+back; ``docs/quantiles.md`` has the measured comparison.
 """
 
 from __future__ import annotations
