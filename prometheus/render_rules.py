@@ -14,6 +14,9 @@ Settings (environment, or the options of the same name):
 - ``LEADLINE_EXPECTED_WORKERS``: how many workers should run, the value of the
   ``leadline:workers:configured`` recording rule (``LeadlineWorkersMissing`` expects it,
   or more if more were up in the last 6 hours). Default 1.
+- ``LEADLINE_RETENTION_MIN_COHORT``: the smallest retention cohort (users first seen on
+  one day) that ``LeadlineRetentionDrop`` watches, the value of the
+  ``leadline:product_retention_cohort_users:configured_min`` recording rule. Default 500.
 
 Usage, from the repository root::
 
@@ -60,6 +63,8 @@ PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
     "LeadlineRevenueStalled": (LEADING, "Revenue by currency ($window)", {"window": "1h"}),
     "LeadlineSignupsStalled": (
         LEADING, "Signups ($window)", {"platform": "all", "window": "1h"}),
+    "LeadlineRetentionDrop": (
+        LEADING, "D$day retention against the baseline", {"day": "{{$labels.day}}"}),
     "LeadlineNoEvents": (PIPELINE, "Events received and processed", {}),
     "LeadlineDeadLetterRatioHigh": (PIPELINE, "Dead-letter ratio", {}),
     "LeadlineEventLagHigh": (PIPELINE, "Event lag (processing time - event time)", {}),
@@ -76,9 +81,16 @@ PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 
 DEFAULT_EXPECTED_WORKERS = 1
+DEFAULT_RETENTION_MIN_COHORT = 500
+
+#: Recording rules whose expression is ``vector(<a setting>)``: rule -> render() argument.
+SETTINGS = {
+    "leadline:workers:configured": "expected_workers",
+    "leadline:product_retention_cohort_users:configured_min": "retention_min_cohort",
+}
 
 _ALERT = re.compile(r"^\s*- alert: (\w+)\s*$")
-_EXPECTED = re.compile(r"^\s*- record: leadline:workers:configured\s*$")
+_RECORD = re.compile(r"^\s*- record: (\S+)\s*$")
 _EXPR = re.compile(r"^(\s*)expr: .*$")
 _LINK = re.compile(r"^(\s*)(runbook_url|dashboard_url): .*$")
 
@@ -104,17 +116,20 @@ def panel_link(grafana_url: str, board_file: str, title: str, variables: dict[st
 
 
 def render(text: str, runbook_url: str, grafana_url: str,
-           expected_workers: int = DEFAULT_EXPECTED_WORKERS) -> str:
-    """The rule file ``text`` with every alert's link annotations and the expected
-    worker count rendered."""
+           expected_workers: int = DEFAULT_EXPECTED_WORKERS,
+           retention_min_cohort: int = DEFAULT_RETENTION_MIN_COHORT) -> str:
+    """The rule file ``text`` with every alert's link annotations and the settings of
+    ``SETTINGS`` (the expected worker count, the retention cohort minimum) rendered."""
+    values = {"expected_workers": expected_workers, "retention_min_cohort": retention_min_cohort}
     out, alert, seen = [], None, {}
-    expected = False
+    setting: int | None = None
     for line in text.splitlines(keepends=True):
-        if _EXPECTED.match(line):
-            alert, expected = None, True
-        elif expected and (m := _EXPR.match(line)):
-            line = f"{m.group(1)}expr: vector({expected_workers})\n"
-            expected = False
+        if m := _RECORD.match(line):
+            alert = None
+            setting = values[SETTINGS[m.group(1)]] if m.group(1) in SETTINGS else None
+        elif setting is not None and (m := _EXPR.match(line)):
+            line = f"{m.group(1)}expr: vector({setting})\n"
+            setting = None
         elif m := _ALERT.match(line):
             alert = m.group(1)
         elif (m := _LINK.match(line)) and alert is not None:
@@ -142,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("LEADLINE_GRAFANA_URL", DEFAULT_GRAFANA_URL))
     parser.add_argument("--expected-workers", type=int, default=int(os.environ.get(
         "LEADLINE_EXPECTED_WORKERS", DEFAULT_EXPECTED_WORKERS)))
+    parser.add_argument("--retention-min-cohort", type=int, default=int(os.environ.get(
+        "LEADLINE_RETENTION_MIN_COHORT", DEFAULT_RETENTION_MIN_COHORT)))
     parser.add_argument("--out", type=Path, default=RULES_DIR, help="output directory")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 if the committed rules differ from the defaults' rendering")
@@ -151,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"not an absolute http(s) URL: {url!r}")
     if args.expected_workers < 1:
         parser.error(f"expected workers must be at least 1, got {args.expected_workers}")
+    if args.retention_min_cohort < 1:
+        parser.error("the retention cohort minimum must be at least 1, got "
+                     f"{args.retention_min_cohort}")
     stale = []
     for path in sorted(RULES_DIR.glob("*.rules.yml")):
         text = path.read_text()
@@ -160,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / path.name).write_text(
-            render(text, args.runbook_url, args.grafana_url, args.expected_workers))
+            render(text, args.runbook_url, args.grafana_url, args.expected_workers,
+                   args.retention_min_cohort))
         print(f"wrote {args.out / path.name}")
     for path in stale:
         print(f"{path} is out of date: run python prometheus/render_rules.py", file=sys.stderr)

@@ -1,8 +1,9 @@
-"""The PMs' board: engagement, activation, funnels, revenue, satisfaction.
+"""The PMs' board: engagement, retention, activation, funnels, revenue, unit economics,
+satisfaction.
 
-The windows, the funnels with their steps and the currencies it enumerates come
-from the definitions (``leadline.config.definitions``): regenerate after changing
-them.
+The windows, the retention days, the funnels with their steps and the currencies it
+enumerates come from the definitions (``leadline.config.definitions``): regenerate
+after changing them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ CONVERSION_BASELINE = (
 REVENUE_BASELINE = "leadline:product_revenue:median_1w_2w_3w{" + WINDOW + "}"
 ACTIVE_BASELINE = (
     'leadline:product_active_users:median_1w_2w_3w{platform="$platform", ' + WINDOW + "}")
+# The retention day chosen in the board's `day` variable, and what LeadlineRetentionDrop
+# compares that day's retention with (the share is the alert's own).
+DAY = 'day="$day"'
+RETENTION_BASELINE = "leadline:product_retention_ratio:median_1w_2w_3w{" + DAY + "}"
+RETENTION_DROP = "0.7"
+#: The smallest cohort LeadlineRetentionDrop watches (LEADLINE_RETENTION_MIN_COHORT).
+COHORT_MINIMUM = "leadline:product_retention_cohort_users:configured_min"
 
 
 def windowed(metric: str, by: str) -> str:
@@ -68,6 +76,11 @@ def default_window(windows: list[str]) -> str:
     return "24h" if "24h" in windows else windows[0]
 
 
+def default_day(days: list[int]) -> str:
+    """The retention day the board opens on: 7 (D7) when configured, else the first one."""
+    return "7" if 7 in days else str(days[0])
+
+
 def build(defs: Definitions) -> dashboard.Dashboard:
     """The leading indicators board for ``defs``: the window variable offers its windows,
     each funnel gets its pair of panels in declared order, and each configured currency
@@ -76,9 +89,11 @@ def build(defs: Definitions) -> dashboard.Dashboard:
     currencies = defs.labels.currency
     _headline(layout, defs.windows, currencies)
     _engagement(layout, defs.windows)
+    _retention(layout, defs.retention.days)
     _activation_and_conversion(layout, defs.funnels)
     _revenue(layout, currencies)
     _refunds(layout, currencies)
+    _unit_economics(layout, currencies, defs.windows)
     _features(layout)
     _satisfaction(layout)
     board = (
@@ -95,6 +110,7 @@ def build(defs: Definitions) -> dashboard.Dashboard:
         )
         .with_variable(_platform_variable())
         .with_variable(_window_variable(defs.windows))
+        .with_variable(_day_variable(defs.retention.days))
     )
     return layout.apply(board)
 
@@ -123,6 +139,21 @@ def _window_variable(windows: list[str]) -> dashboard.CustomVariable:
         .values(",".join(windows))
         .current(VariableOption(selected=True, text=default, value=default))
         .options([VariableOption(selected=w == default, text=w, value=w) for w in windows])
+        .include_all(False)
+        .multi(False)
+    )
+
+
+def _day_variable(days: list[int]) -> dashboard.CustomVariable:
+    default = default_day(days)
+    values = [str(n) for n in days]
+    return (
+        dashboard.CustomVariable("day")
+        .label("Retention day")
+        .description("Day N of the retention panel against its baseline (retention.days).")
+        .values(",".join(values))
+        .current(VariableOption(selected=True, text=default, value=default))
+        .options([VariableOption(selected=n == default, text=n, value=n) for n in values])
         .include_all(False)
         .multi(False)
     )
@@ -305,6 +336,79 @@ def _engagement(layout: Layout, windows: list[str]) -> None:
         ),
         w=12,
     )
+
+
+def _retention(layout: Layout, days: list[int]) -> None:
+    """Day-N retention of the latest complete cohorts, the cohorts' sizes, new against
+    returning users and user churn (SPEC 3b)."""
+    layout.row("Retention")
+    names = ", ".join(f"D{n}" for n in days)
+    # One query per day keeps the days in their configured order (and their colours).
+    add_trend(layout, f"Retention ({names})",
+              "Day-N retention of the latest cohort whose day N is over: of the users first "
+              "seen on UTC day D = today - N - 1, the share with any event on day D + N. "
+              "The value moves at UTC midnight, to the next cohort (and between, as late "
+              "events arrive). Dashed: one week earlier, the cohort of the same weekday a "
+              "week before.",
+              [(f'max by (day) (product_retention_ratio{{{{job="leadline", day="{n}"}}}}{{o}})',
+                f"D{n}") for n in days],
+              unit="percentunit", decimals=1)
+    layout.add(
+        timeseries_panel(
+            "D$day retention against the baseline",
+            "Day-N retention (N chosen above) as LeadlineRetentionDrop sees it. Dashed: one "
+            "week earlier. Dotted: the baseline, the median of the same moment 1, 2 and 3 "
+            f"weeks ago (the cohorts of the same weekday); red dashes: {RETENTION_DROP} of "
+            "it, where the alert fires when the cohort is at least its minimum (panel "
+            "Retention cohort size) for 2 hours.",
+            [('leadline:product_retention_ratio:max{{' + DAY + '}}{o}', "retention")],
+            unit="percentunit",
+            decimals=1,
+            week_over_week=True,
+            min_val=0,
+            alert_lines=[(RETENTION_BASELINE, "retention" + BASELINE),
+                         (f"{RETENTION_DROP} * {RETENTION_BASELINE}",
+                          "retention" + ALERT_LINE)],
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Retention cohort size",
+            "Users first seen on the cohort's day, for each retention day: the denominator "
+            "of the retention panels (a small cohort makes a noisy ratio). Dashed: one week "
+            "earlier. Red dashes: the smallest cohort LeadlineRetentionDrop watches "
+            "(LEADLINE_RETENTION_MIN_COHORT); under it the alert stays silent.",
+            [(f'max by (day) (product_retention_cohort_users{{{{job="leadline", day="{n}"}}}}'
+              "{o})", f"D{n} cohort") for n in days],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+            alert_lines=[(COHORT_MINIMUM, "minimum cohort" + ALERT_LINE)],
+        ),
+        w=12,
+    )
+    add_trend(layout, "User churn by period",
+              "Of the users active in the previous period (the window shifted back by its "
+              "length), the share with no event in the window: 24h is yesterday's users "
+              "missing today, 7d last week's missing this week (churn.windows).",
+              [('max by (window) (product_user_churn_ratio{{job="leadline"}}{o})', "{{window}}")],
+              unit="percentunit", decimals=1)
+    add_trend(layout, "New and returning users ($window)",
+              "Users active in the window, split by their first-seen time: new (first seen "
+              "in the window) and returning (first seen before it), all platforms. Exact "
+              "counts; new + returning = active users of the window.",
+              [('max by (window) (product_new_users{{job="leadline", platform="all", '
+                + WINDOW + "}}{o})", "new"),
+               (windowed("product_returning_users", "window"), "returning")],
+              unit="short", decimals=0)
+    add_trend(layout, "New users by platform ($window)",
+              "Users first seen in the window, by the platform of their first event "
+              "(platforms add up to all).",
+              [('max by (platform) (product_new_users{{job="leadline", platform!="all", '
+                + WINDOW + "}}{o})", "{{platform}}")],
+              unit="short", decimals=0)
 
 
 def _activation_and_conversion(layout: Layout, funnels: dict[str, Funnel]) -> None:
@@ -536,6 +640,105 @@ def _refunds(layout: Layout, currencies: list[str]) -> None:
         w=24,
     )
 
+
+def _unit_economics(layout: Layout, currencies: list[str], windows: list[str]) -> None:
+    """New customers, what acquiring them cost, what they are worth, and net revenue
+    retention (SPEC 3b). Money per currency, never converted or added across them."""
+    layout.row("Customers and unit economics")
+    add_windowed(layout, "New customers ($window)",
+                 "Users whose first-ever conversion (a purchase or a subscription start) is "
+                 "in the window, all platforms.", "product_new_customers", "window",
+                 "new customers", unit="short", decimals=0)
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "Marketing spend by channel ($window)",
+                "Sum of marketing_spend amounts in the window, per channel (marketing."
+                "channels; others are 'other') and currency, in its major unit. Channels "
+                "and currencies with no spend in the window are left out. Dashed: one week "
+                "earlier.",
+                [('max by (channel, currency) (product_marketing_spend{{job="leadline", '
+                  + WINDOW + "}}{o}) > 0", "{{channel}} {{currency}}")],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+                min_val=0,
+            ),
+            currencies,
+        ),
+        w=12,
+    )
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "CAC by currency ($window)",
+                "Customer acquisition cost: marketing spend in the window (all channels) "
+                "over new customers in the window, per currency. No value while the window "
+                "has no new customer. Dashed: one week earlier.",
+                [(windowed("product_cac", "currency"), "{{currency}}")],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+                min_val=0,
+            ),
+            currencies,
+        ),
+        w=12,
+    )
+    layout.add(
+        currency_units(
+            timeseries_panel(
+                "LTV by currency",
+                "Customer lifetime value: average MRR per active subscription in the "
+                "currency over the 30d subscription churn ratio. No value while that churn "
+                "is 0 or the currency has no subscription. Dashed: one week earlier.",
+                [('max by (currency) (product_ltv{{job="leadline"}}{o})', "{{currency}}")],
+                unit="short",
+                decimals=2,
+                week_over_week=True,
+                min_val=0,
+            ),
+            currencies,
+        ),
+        w=12,
+    )
+    month = "30d" if "30d" in windows else windows[-1]
+    layout.add(
+        timeseries_panel(
+            f"LTV / CAC ({month})",
+            f"Lifetime value over the cost of acquiring a customer ({month} CAC), per "
+            "currency: under 1 (red) a customer costs more than they bring; 3 or more "
+            "(green) is the usual target. No value without both. Dashed: one week earlier.",
+            [('max by (currency) (product_ltv{{job="leadline"}}{o}) / max by (currency) '
+              f'(product_cac{{{{job="leadline", window="{month}"}}}}{{o}} > 0)',
+              "{{currency}}")],
+            unit="none",
+            decimals=2,
+            limits=thresholds((None, "red"), (1, "yellow"), (3, "green")),
+            week_over_week=True,
+            min_val=0,
+            show_thresholds=True,
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Net revenue retention",
+            "1 + (expansion - contraction - churn MRR) / MRR at the window's start, per "
+            "window (revenue_retention.windows) and currency: over 100 % the customers "
+            "already paying at the window's start grow revenue without any new one. No "
+            "value while MRR at the window's start is 0. Dashed: one week earlier.",
+            [('max by (window, currency) '
+              '(product_net_revenue_retention_ratio{{job="leadline"}}{o})',
+              "{{window}} {{currency}}")],
+            unit="percentunit",
+            decimals=1,
+            limits=thresholds((None, "red"), (1, "green")),
+            week_over_week=True,
+            show_thresholds=True,
+        ),
+        w=24,
+    )
 
 def _features(layout: Layout) -> None:
     layout.row("Features and activation time")

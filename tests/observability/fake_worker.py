@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -33,9 +34,29 @@ BYTES = {"leadline_memory_budget_bytes": 512 * 2**20, "process_resident_memory_b
 #: Cumulative share of events per lag bucket: a healthy pipeline (p90 about 1 s).
 LAG_BUCKETS = {"0.5": 0.8, "1.0": 0.9, "10.0": 0.95, "60.0": 0.98, "300.0": 0.99, "+Inf": 1.0}
 
+#: Marketing channels when the config declares none (those of config/leadline.yaml).
+DEFAULT_CHANNELS = ["google", "meta", "linkedin", "tiktok", "email", "affiliate"]
+
+#: Day-N retention of a healthy product: D1 40 %, D7 20 %, D28 10 %.
+RETENTION = {"1": 0.4, "7": 0.2, "28": 0.1}
+
+#: Plausible lifecycle values (SPEC 3b) by metric: labels, series index -> value.
+LIFECYCLE: dict[str, Callable[[dict[str, str], int], float]] = {
+    "product_retention_ratio": lambda labels, _i: RETENTION.get(labels["day"], 0.15),
+    "product_retention_cohort_users": lambda _labels, i: 800.0 - 10 * i,
+    "product_user_churn_ratio": lambda _labels, i: 0.3 + 0.05 * i,
+    "product_net_revenue_retention_ratio": lambda _labels, i: 1.02 + 0.001 * i,
+    "product_cac": lambda _labels, i: 40.0 + i,
+    "product_ltv": lambda _labels, i: 600.0 + 10 * i,
+}
+
+
+def _config() -> dict[str, Any]:
+    return dict(yaml.safe_load((REPO / "config" / "leadline.yaml").read_text()))
+
 
 def label_values() -> dict[str, list[str]]:
-    raw = yaml.safe_load((REPO / "config" / "leadline.yaml").read_text())
+    raw = _config()
     funnel = next(iter(raw["funnels"].values()))
     return {
         "window": [str(w) for w in raw["windows"]],
@@ -54,12 +75,29 @@ def label_values() -> dict[str, list[str]]:
         "topic": ["product-events"],
         "partition": ["0", "1", "2", "3"],
         "error": ["UnsupportedCodecError"],
+        # SPEC 3b (issue 15); the shipped defaults when the config names none.
+        "day": [str(d) for d in (raw.get("retention") or {}).get("days", [1, 7, 28])],
+        "channel": [*(raw.get("marketing") or {}).get("channels", DEFAULT_CHANNELS), "other"],
+    }
+
+
+def metric_label_values() -> dict[str, dict[str, list[str]]]:
+    """Label values particular to one metric (SPEC 3b): the windows of churn and NRR, and
+    marketing spend's `other` currency."""
+    raw = _config()
+    churn = (raw.get("churn") or {}).get("windows", ["24h", "7d"])
+    nrr = (raw.get("revenue_retention") or {}).get("windows", ["7d", "30d"])
+    return {
+        "product_user_churn_ratio": {"window": [str(w) for w in churn]},
+        "product_net_revenue_retention_ratio": {"window": [str(w) for w in nrr]},
+        "product_marketing_spend": {"currency": [*raw["labels"]["currency"], "other"]},
     }
 
 
 def exposition(started: float, now: float) -> str:
     """Prometheus text format for every SPEC metric (and the consumer lag gauge)."""
     values = label_values()
+    per_metric = metric_label_values()
     elapsed = now - started
     lines: list[str] = []
     for name, (kind, labels) in {**METRICS, **EXTRA_METRICS}.items():
@@ -71,11 +109,14 @@ def exposition(started: float, now: float) -> str:
             lines.append(f"{name}_sum {total * 2:.3f}")
             lines.append(f"{name}_count {total:.3f}")
             continue
-        combos: Iterator[tuple[str, ...]] = itertools.product(*(values[lab] for lab in labels))
+        own = {**values, **per_metric.get(name, {})}
+        combos: Iterator[tuple[str, ...]] = itertools.product(*(own[lab] for lab in labels))
         for i, combo in enumerate(combos):
             rendered = ",".join(f'{lab}="{val}"' for lab, val in zip(labels, combo, strict=True))
             selector = f"{name}{{{rendered}}}" if rendered else name
-            if name in ZERO:
+            if name in LIFECYCLE:
+                value = LIFECYCLE[name](dict(zip(labels, combo, strict=True)), i)
+            elif name in ZERO:
                 value = 0.0
             elif kind == "counter":
                 value = (10 + i) * elapsed

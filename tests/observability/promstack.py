@@ -53,6 +53,7 @@ INSTALL_HINT = (
 DEFAULT_VARIABLES: Mapping[str, str] = {
     "platform": "all",
     "window": "24h",
+    "day": "7",
     "__rate_interval": "1m",
     "__interval": "15s",
     "__range": "1h",

@@ -42,6 +42,17 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "product_csat": ("gauge", ("window",)),
     "product_feature_users": ("gauge", ("feature", "window")),
     "product_sessions_per_user": ("gauge", ("window",)),
+    # SPEC 3b, issue 15: lifecycle metrics
+    "product_new_users": ("gauge", ("window", "platform")),
+    "product_returning_users": ("gauge", ("window",)),
+    "product_retention_ratio": ("gauge", ("day",)),
+    "product_retention_cohort_users": ("gauge", ("day",)),
+    "product_user_churn_ratio": ("gauge", ("window",)),
+    "product_new_customers": ("gauge", ("window",)),
+    "product_marketing_spend": ("gauge", ("window", "currency", "channel")),
+    "product_cac": ("gauge", ("window", "currency")),
+    "product_ltv": ("gauge", ("currency",)),
+    "product_net_revenue_retention_ratio": ("gauge", ("window", "currency")),
     "leadline_events_received_total": ("counter", ()),
     "leadline_events_processed_total": ("counter", ("name",)),
     "leadline_events_invalid_total": ("counter", ("reason",)),
@@ -54,17 +65,6 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 #: In SPEC, not built yet: name -> the open issue that builds it.
 PLANNED: dict[str, int] = {
-    # issue 15: lifecycle metrics
-    "product_new_users": 15,
-    "product_returning_users": 15,
-    "product_retention_ratio": 15,
-    "product_retention_cohort_users": 15,
-    "product_user_churn_ratio": 15,
-    "product_new_customers": 15,
-    "product_marketing_spend": 15,
-    "product_cac": 15,
-    "product_ltv": 15,
-    "product_net_revenue_retention_ratio": 15,
     # issue 16: sessions and technical performance
     "product_session_duration_seconds": 16,
     "product_sessions": 16,

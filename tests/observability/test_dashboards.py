@@ -11,6 +11,7 @@ import yaml
 
 from grafana import generate
 from grafana.panels import ALERT_LINE, BASELINE
+from leadline.config.definitions import load_definitions
 from tests.observability import spec
 from tests.observability.promstack import (
     dashboards,
@@ -190,6 +191,8 @@ def test_trend_panels_draw_what_the_alerts_compare_with() -> None:
         ("Conversion ratio ($window)", "leadline:product_conversion_ratio:median_1w_2w_3w",
          "0.5"),
         ("Revenue by currency ($window)", "leadline:product_revenue:median_1w_2w_3w", "0.5"),
+        ("D$day retention against the baseline",
+         "leadline:product_retention_ratio:median_1w_2w_3w", "0.7"),
     ):
         targets = {t["legendFormat"]: t["expr"] for t in panels[title]["targets"]}
         (line,) = [e for legend, e in targets.items() if legend.endswith(BASELINE)]
@@ -200,6 +203,25 @@ def test_trend_panels_draw_what_the_alerts_compare_with() -> None:
     alerts = " ".join(r.expr for r in rule_expressions() if r.kind == "alert")
     assert "< 0.85" in alerts and "< 0.5 * leadline:product_conversion_ratio" in alerts
     assert "< 0.5 * leadline:product_revenue:median_1w_2w_3w" in alerts
+    assert "< 0.7 * leadline:product_retention_ratio:median_1w_2w_3w" in alerts
+    # the cohort panel draws the minimum LeadlineRetentionDrop guards on
+    (cohort,) = [t["expr"] for t in panels["Retention cohort size"]["targets"]
+                 if t["legendFormat"].endswith(ALERT_LINE)]
+    assert cohort in rules and cohort in alerts
+
+
+def test_retention_row_follows_the_configured_days() -> None:
+    """One query per retention day, in configured order, each with its last week; the
+    `day` variable offers the same days and opens on D7."""
+    days = [str(n) for n in load_definitions().retention.days]
+    board = boards()[LEADING]
+    panels = {p["title"]: p for p in content_panels(board)}
+    title = "Retention (" + ", ".join(f"D{n}" for n in days) + ")"
+    legends = [t["legendFormat"] for t in panels[title]["targets"]]
+    assert legends == [f"D{n}" for n in days] + [f"D{n} · last week" for n in days]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert [o["value"] for o in variables["day"]["options"]] == days
+    assert variables["day"]["current"]["value"] == ("7" if "7" in days else days[0])
 
 
 def test_leading_indicators_cover_the_brief() -> None:
@@ -223,6 +245,18 @@ def test_leading_indicators_cover_the_brief() -> None:
         "leadline:product_feature_users:ratio_active_users",
         "product_feature_users",
         "product_time_to_activate_seconds_bucket",
+        # SPEC 3b (issue 15)
+        "leadline:product_retention_ratio:max",
+        'product_retention_ratio{job="leadline", day="7"}',
+        "product_retention_cohort_users",
+        'product_new_users{job="leadline", platform="all"',
+        "product_returning_users",
+        "product_user_churn_ratio",
+        "product_new_customers",
+        "max by (channel, currency) (product_marketing_spend",
+        "product_cac",
+        "product_ltv",
+        "product_net_revenue_retention_ratio",
     ]:
         assert needed in exprs, needed
 

@@ -219,6 +219,47 @@ def test_render_sets_the_expected_workers(tmp_path: Path, promtool: str) -> None
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_render_sets_the_retention_cohort_minimum(tmp_path: Path, promtool: str) -> None:
+    """LEADLINE_RETENTION_MIN_COHORT=100: D1 retention of cohorts of 150 falling from
+    40 % to 10 % fires; the committed rules (minimum 500) stay silent on the same series."""
+    result = run(sys.executable, str(RENDER), "--out", str(tmp_path / "rules"),
+                 "--retention-min-cohort", "100")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rendered = tmp_path / "rules" / "product.rules.yml"
+    assert "expr: vector(100)" in rendered.read_text()
+    # 24 days at one sample an hour: three weeks of baseline, the drop on day 23.
+    series = [
+        {"series": 'product_retention_ratio{job="leadline",day="1"}',
+         "values": "0.4+0x551 0.1+0x23"},
+        {"series": 'product_retention_cohort_users{job="leadline",day="1"}',
+         "values": "150+0x575"},
+    ]
+    (rule,) = [a for a in alerts() if a["alert"] == "LeadlineRetentionDrop"]
+    annotations = {
+        key: value.replace("{{ $labels.day }}", "1").replace("{{$labels.day}}", "1")
+        .replace("{{ $value | humanizePercentage }}", "10%")
+        for key, value in rule["annotations"].items()
+    }
+
+    def case(rules: Path, fires: bool) -> dict[str, Any]:
+        exp = [{"exp_labels": {"severity": "ticket", "day": "1"},
+                "exp_annotations": annotations}]
+        return {"rule_files": [str(rules)], "evaluation_interval": "1h", "tests": [{
+            "interval": "1h", "input_series": series,
+            "alert_rule_test": [{"eval_time": "23d2h", "alertname": "LeadlineRetentionDrop",
+                                 "exp_alerts": exp if fires else []}]}]}
+
+    for name, rules, fires in (("hundred", rendered, True),
+                               ("default", PROM / "rules" / "product.rules.yml", False)):
+        test = tmp_path / f"{name}.test.yml"
+        test.write_text(yaml.safe_dump(case(rules, fires)))
+        result = run(promtool, "test", "rules", str(test))
+        assert result.returncode == 0, result.stdout + result.stderr
+    bad = run(sys.executable, str(RENDER), "--out", str(tmp_path / "bad"),
+              "--retention-min-cohort", "0")
+    assert bad.returncode != 0
+
+
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
@@ -306,7 +347,8 @@ def not_inhibited(url: str, names: set[str]) -> set[str]:
     [
         # Redis down: the decaying gauges fire the product drops (alert_latency.test.yml).
         ("LeadlineRedisDown", ["LeadlineActiveUsersDrop", "LeadlineRevenueDrop",
-                               "LeadlineConversionRatioDrop", "LeadlineMetricsStale"]),
+                               "LeadlineConversionRatioDrop", "LeadlineMetricsStale",
+                               "LeadlineRetentionDrop"]),
         ("LeadlineBrokerDown", ["LeadlineNoEvents", "LeadlineActiveUsersDrop",
                                 "LeadlineEventLagHigh"]),
         ("LeadlineRevenueStalled", ["LeadlineRevenueDrop"]),
