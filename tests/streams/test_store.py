@@ -270,3 +270,20 @@ def test_open_empties_the_id_files_a_previous_process_left(tmp_path: Path) -> No
     store.rebuild({0})
     assert [p.name for p in ids.iterdir()] == ["0.1"]
     store.close()
+
+
+def test_sessions_are_written_after_users_recovered_and_expire(new_store: NewStore) -> None:
+    store, table = _store(new_store)
+    _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "page_view", "web", session_id="s|1"))
+    _fold(store, 0, 1, Event("e1", "u1", NOW - 2, "page_view", "web", session_id="s|1"))
+    sent = _flush(store, 0)
+    kinds = [key.decode().split("|")[1] for _, key, _ in sent]
+    assert kinds == sorted(kinds, key="cdus".index) and kinds.count("s") == 1
+    recover(table, sent)
+    fresh = new_store(table)
+    fresh.rebuild({0})
+    assert dict(fresh.states[0].sessions) == dict(store.states[0].sessions)
+    later = NOW + 33 * 86400  # past every per-user time kept (the longest horizon + 1 d)
+    fresh.expire(0, later)
+    gone = [key for _, key, value in fresh.checkpoint(later) if b"|s|" in key and value is None]
+    assert gone == [b'0|s|["u1","s|1"]'] and len(fresh.states[0].sessions) == 0
