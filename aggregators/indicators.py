@@ -22,24 +22,24 @@ from leadline.aggregators.funnels import kind_of
 from leadline.aggregators.kinds import (
     ACTIVATION,
     ACTIVITY_GAPS,
-    LAST_SEEN,
-    NEW_CUSTOMERS,
-    NEW_USERS,
-    RETAINED,
-    SPEND,
     CONVERTERS,
     CRASHERS,
     CURRENT,
     EVENTS,
     FEATURES,
+    LAST_SEEN,
     LATENCY,
     MRR_MOVES,
+    NEW_CUSTOMERS,
+    NEW_USERS,
     REFUNDS,
     REQUESTS,
+    RETAINED,
     REVENUE,
     SESSION_LENGTH,
     SESSIONS,
     SIGNUPS,
+    SPEND,
     SUBSCRIPTIONS,
     SURVEYS,
     USERS,
@@ -47,12 +47,12 @@ from leadline.aggregators.kinds import (
     is_distinct,
     spend_label,
 )
+from leadline.aggregators.labels import ALL, OTHER, LabelSets
 from leadline.aggregators.lifecycle import USERS as ONE_LABEL
 from leadline.aggregators.lifecycle import plan_of, users_in_run
+from leadline.aggregators.money import MICROS
 from leadline.aggregators.quantiles import quantiles
 from leadline.aggregators.sessions import ONE as ONE_SESSION
-from leadline.aggregators.labels import ALL, OTHER, LabelSets
-from leadline.aggregators.money import MICROS
 from leadline.aggregators.sketch import HyperLogLog, union
 from leadline.config.definitions import Definitions
 
@@ -129,9 +129,9 @@ class Indicators:
                     current[(kind, label)] += amount
                 continue
             if kind == ACTIVITY_GAPS:
-                merged = gaps[res].setdefault(start // res, defaultdict(int))
+                bucket = gaps[res].setdefault(start // res, defaultdict(int))
                 for label, amount in cell.values.items():
-                    merged[label] += amount
+                    bucket[label] += amount
                 continue
             if res == DAY and kind in (RETAINED, NEW_USERS):
                 cohort = daily[(kind, start)]

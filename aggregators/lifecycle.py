@@ -117,10 +117,12 @@ class LifecycleRule:
     def apply(self, comp: Component | None, t: int, platform: str, converts: bool,
               now: float, out: Deltas) -> Component | None:
         """The component after an activity event at ``t`` ms (None if nothing changed)."""
+        first: int | None
+        first_platform: str
         if comp is None:
             first = last = conv = None
             spans: dict[str, list[int]] = {}
-            first_platform = None
+            first_platform = ""
         else:
             first, first_platform, last, conv, spans = comp
         changed = False

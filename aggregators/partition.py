@@ -5,10 +5,12 @@ changed since the last call, encoded, so a batch writes each cell once.
 Each event updates a given cell at most once (all of its labels of that cell in one
 step), which is what lets a single offset stamp per cell decide "already applied".
 
-Most kinds depend on the event alone. Activation, funnels and subscriptions join a
-user's events: their state (``aggregators/users.py``) decides what the event adds,
-possibly to other buckets than the event's own, and is handed over by
-``take_dirty_users`` to be written *after* the cells (see ``streams/store.py``).
+Most kinds depend on the event alone. Lifecycle (every activity event), activation,
+funnels and subscriptions join a user's events: their state (``aggregators/users.py``)
+decides what the event adds, possibly to other buckets than the event's own, and is
+handed over by ``take_dirty_users`` to be written *after* the cells (see
+``streams/store.py``). Sessions join the events of one ``session_id`` the same way,
+with records of their own (``aggregators/sessions.py``, ``take_dirty_sessions``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import defaultdict
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from leadline.aggregators import sessions, surveys
+from leadline.aggregators import surveys
 from leadline.aggregators.activation import ActivationRule
 from leadline.aggregators.buckets import DAY
 from leadline.aggregators.cells import Cell
@@ -26,12 +28,12 @@ from leadline.aggregators.funnels import FunnelRule
 from leadline.aggregators.kinds import (
     CONVERTERS,
     CRASHERS,
-    LATENCY,
-    REQUESTS,
     CURRENT,
     EVENTS,
     FEATURES,
+    LATENCY,
     REFUNDS,
+    REQUESTS,
     REVENUE,
     SIGNUPS,
     SPEND,
@@ -40,10 +42,15 @@ from leadline.aggregators.kinds import (
     CellKey,
     spend_label,
 )
-from leadline.aggregators.lifecycle import LifecycleRule, churn_seconds, plan_of
 from leadline.aggregators.labels import LabelSets
+from leadline.aggregators.lifecycle import LifecycleRule, churn_seconds, plan_of
 from leadline.aggregators.money import to_micros
 from leadline.aggregators.quantiles import bucket_label
+from leadline.aggregators.sessions import Record as SessionRecord
+from leadline.aggregators.sessions import apply as apply_session
+from leadline.aggregators.sessions import decode as decode_session
+from leadline.aggregators.sessions import encode as encode_session
+from leadline.aggregators.sessions import session_key
 from leadline.aggregators.sketch import _Q, _RANK_MASK, HyperLogLog, hash64
 from leadline.aggregators.subscriptions import SubscriptionRule
 from leadline.aggregators.users import Deltas, UserState, to_ms
@@ -124,7 +131,7 @@ class PartitionState:
         self._dirty_users: set[str] = set()
         # session key -> encoded session record (aggregators/sessions.py), likewise
         self.sessions: MutableMapping[str, bytes] = {} if sessions is None else sessions
-        self._sessions: dict[str, sessions.Record] = {}
+        self._sessions: dict[str, SessionRecord] = {}
         longest = max(self.plan.horizon(r) for r in self.plan.resolutions)
         #: Per-user times older than now - this (s) can only touch buckets no window shows.
         self.user_horizon = longest + DAY
@@ -248,16 +255,16 @@ class PartitionState:
 
     def _fold_session(self, offset: int, event: Event, now: float, h: int, idx: int,
                       rank: int) -> None:
-        key = sessions.session_key(event.identity, event.session_id or "")
+        key = session_key(event.identity, event.session_id or "")
         record = self._sessions.get(key)  # changed in this batch, else as stored
         if record is None:
             data = self.sessions.get(key)
             if data is not None:
-                record = sessions.decode(data)
+                record = decode_session(data)
         if record is not None and record[0] >= offset:
             return  # replayed: the record was written after every cell the event touched
         out = Deltas()
-        new = sessions.apply(record, round(event.ts * 1000), out)
+        new = apply_session(record, round(event.ts * 1000), out)
         if new is None:
             return
         new[0] = offset
@@ -441,7 +448,7 @@ class PartitionState:
 
         Must be written after the cells of the same :meth:`take_dirty`.
         """
-        out = {key: (record[0], sessions.encode(record))
+        out = {key: (record[0], encode_session(record))
                for key, record in self._sessions.items()}
         self.sessions.update({key: data for key, (_, data) in out.items()})
         self._sessions.clear()
@@ -453,7 +460,7 @@ class PartitionState:
         session lasted more than a day). Sessions not yet taken are left for later."""
         cutoff = to_ms(now - self.user_horizon)
         gone = [key for key, data in self.sessions.items()
-                if key not in self._sessions and sessions.decode(data)[2] < cutoff]
+                if key not in self._sessions and decode_session(data)[2] < cutoff]
         for key in gone:
             del self.sessions[key]
         return gone

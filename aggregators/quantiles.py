@@ -41,4 +41,4 @@ def quantiles(counts: Mapping[str, int], qs: Iterable[float]) -> dict[float, flo
             sketch.add(0.0 if label == ZERO else _MAPPING.value(int(label)), float(n))
     if sketch.count == 0:
         return None
-    return {q: float(sketch.get_quantile_value(q)) for q in qs}
+    return {q: float(sketch.get_quantile_value(q) or 0.0) for q in qs}  # not None: count > 0

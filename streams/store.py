@@ -261,8 +261,8 @@ class PartitionStore:
                 self._write(p, chunk_key, chunk)
             for identity, (_, data) in state.take_dirty_users().items():
                 self._write(p, user_table_key(p, identity), data)
-            for key, (_, data) in state.take_dirty_sessions().items():
-                self._write(p, session_table_key(p, key), data)
+            for session, (_, data) in state.take_dirty_sessions().items():
+                self._write(p, session_table_key(p, session), data)
             for anon, link_data in self.links[p].take_dirty().items():
                 self._write(p, link_table_key(p, anon), link_data)
         return self._take_outbox()
@@ -293,8 +293,8 @@ class PartitionStore:
             self._pruned_at[p] = now
             for identity, data in state.prune_users(now).items():
                 self._write(p, user_table_key(p, identity), data)
-            for key in state.prune_sessions(now):
-                self._write(p, session_table_key(p, key), None)
+            for session in state.prune_sessions(now):
+                self._write(p, session_table_key(p, session), None)
             for anon in self.links[p].expire(now):
                 self._write(p, link_table_key(p, anon), None)
         return gone

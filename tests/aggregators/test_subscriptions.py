@@ -134,7 +134,8 @@ def test_resubscribe_and_a_late_event_in_between() -> None:
 
 def test_ties_in_time_are_broken_by_event_id() -> None:
     a, b = [7, "b", "USD", "pro", 30], [7, "a", "USD", "pro", 10]
-    assert fold([a, b])[2] == fold([b, a])[2] == {mrr_label("USD", "pro"): 30, ACTIVE: 1, active_label("USD"): 1}
+    assert fold([a, b])[2] == fold([b, a])[2] == {
+        mrr_label("USD", "pro"): 30, ACTIVE: 1, active_label("USD"): 1}
 
 
 def test_the_same_event_twice_changes_nothing() -> None:
