@@ -28,11 +28,14 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from leadline.config.definitions import DefinitionsError, load_definitions
 from leadline.config.settings import Settings, SettingsError, load_settings
 from leadline.embedded.services import Service, ServiceError, broker, free_port, port_open, redis
+
+if TYPE_CHECKING:
+    from leadline.simulator.traffic import TrafficGenerator
 
 REFRESH = 2.0
 READY_TIMEOUT = 60.0
@@ -180,7 +183,42 @@ def render(samples: Samples, *, events_per_s: float | None, funnel_steps: tuple[
     csat = value(samples, "product_csat", window="1h")
     lines.append(f"{'NPS 1h':<{w}}{DASH if nps is None else f'{nps:+.0f}'}    CSAT 1h "
                  f"{DASH if csat is None else f'{csat:.2f}'}")
+    lines.extend(_performance(samples, w))
     return "\n".join(lines)
+
+
+def _quantiles(samples: Samples, name: str, **fixed: str) -> dict[float, float]:
+    """quantile (as a number, however the label spells it) -> value."""
+    out = {}
+    for q, v in by_label(samples, name, "quantile", **fixed).items():
+        with contextlib.suppress(ValueError):
+            out[float(q)] = v
+    return out
+
+
+def _performance(samples: Samples, w: int) -> list[str]:
+    """Sessions and their length, response time and errors by event, crash-free users."""
+    sessions = "  ".join(f"{win} {_count(value(samples, 'product_sessions', window=win))}"
+                         for win in ("5m", "1h", "24h"))
+    length = _quantiles(samples, "product_session_duration_seconds", window="1h")
+    median = f"{length[0.5]:,.0f}s" if 0.5 in length else DASH
+    lines = [f"{'sessions':<{w}}{sessions}    median length 1h {median}"]
+    errors_by_event = by_label(samples, "product_request_error_ratio", "event", window="5m")
+    events = sorted(errors_by_event)
+    times = []
+    for event in events:
+        qs = _quantiles(samples, "product_response_time_seconds", window="5m", event=event)
+        shown = "/".join(DASH if q not in qs else f"{qs[q] * 1000:,.0f}"
+                         for q in (0.5, 0.95, 0.99))
+        times.append(f"{event} {shown} ms")
+    lines.append(f"{'p50/p95/p99 5m':<{w}}" + ("   ".join(times) or DASH))
+    errors = [f"{event} {_ratio(errors_by_event[event])}" for event in events]
+    lines.append(f"{'request errors 5m':<{w}}" + ("   ".join(errors) or DASH))
+    crash_free = by_label(samples, "product_crash_free_users_ratio", "platform", window="24h")
+    lines.append(f"{'crash-free users 24h':<{w}}" + ("  ".join(
+        f"{p} {_ratio(crash_free[p])}" for p in ("ios", "android", "all") if p in crash_free)
+        or DASH))
+    return lines
 
 
 def _lifecycle(samples: Samples, w: int) -> list[str]:
@@ -396,6 +434,19 @@ def run_demo(rate: float, backfill_days: int = 30) -> int:
     return code
 
 
+def regression_note(generator: TrafficGenerator, now: float) -> str:
+    """When the traffic's next (or current) latency regression is."""
+    upcoming = generator.regressions(now, now + 3 * 3600)
+    if not upcoming:
+        return "latency regressions: none in the next 3 hours"
+    start, end, factor = upcoming[0]
+    until = time.strftime("%H:%M:%S", time.localtime(end))
+    if start <= now:
+        return f"latency regression NOW: the API ~{factor:.1f}x slower until {until}"
+    since = time.strftime("%H:%M:%S", time.localtime(start))
+    return f"next latency regression {since}-{until} (the API ~{factor:.1f}x slower)"
+
+
 def _live_view(url: str, worker: subprocess.Popen[bytes], log_path: Path,
                traffic: TrafficThread, rate: float, funnel_steps: tuple[str, ...],
                bport: int, rport: int) -> int:
@@ -418,6 +469,7 @@ def _live_view(url: str, worker: subprocess.Popen[bytes], log_path: Path,
             f"broker 127.0.0.1:{bport}  redis 127.0.0.1:{rport}  worker log {log_path}",
             f"traffic: ~{rate:g}/s target, {gen.stats['sent']:,} sent, "
             f"{gen.population:,} users; {traffic.backfill.summary()}",
+            regression_note(gen, time.time()),
             "",
         ]
         if status == 200:

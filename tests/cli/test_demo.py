@@ -104,3 +104,40 @@ def test_demo_shows_live_metrics_and_stops_cleanly_on_ctrl_c(
     assert "stopped" in output
     for name, port in ports.items():
         assert not port_open(port), f"{name} port {port} still open\n{output}"
+
+
+def test_live_view_shows_sessions_response_times_errors_and_crash_free_users() -> None:
+    from leadline.cli.demo import render
+
+    text = "\n".join([
+        'product_sessions{window="5m"} 1234',
+        'product_session_duration_seconds{window="1h",quantile="0.5"} 95.2',
+        'product_response_time_seconds{window="5m",event="api_request",quantile="0.5"} 0.141',
+        'product_response_time_seconds{window="5m",event="api_request",quantile="0.95"} 0.82',
+        'product_response_time_seconds{window="5m",event="api_request",quantile="0.99"} 2.3',
+        'product_request_error_ratio{window="5m",event="api_request"} 0.0071',
+        'product_request_error_ratio{window="5m",event="page_load"} 0.0',
+        'product_crash_free_users_ratio{window="24h",platform="ios"} 0.9931',
+        'product_crash_free_users_ratio{window="24h",platform="android"} 0.99',
+    ]) + "\n"
+    view = render(parse_metrics(text), events_per_s=None, funnel_steps=(), header=[])
+    lines = {line[:22].strip(): line[22:] for line in view.splitlines()}
+    assert lines["sessions"].startswith("5m 1,234  1h —") and "length 1h 95s" in lines["sessions"]
+    assert "api_request 141/820/2,300 ms" in lines["p50/p95/p99 5m"]
+    assert "page_load —/—/— ms" in lines["p50/p95/p99 5m"]  # no load yet: no quantile
+    assert lines["request errors 5m"] == "api_request 0.7 %   page_load 0.0 %"
+    assert lines["crash-free users 24h"] == "ios 99.3 %  android 99.0 %"
+    empty = render({}, events_per_s=None, funnel_steps=(), header=[])
+    assert "crash-free users 24h  —" in empty
+
+
+def test_live_view_says_when_the_latency_regression_is() -> None:
+    from leadline.cli.demo import regression_note
+    from leadline.simulator.traffic import TrafficGenerator
+
+    gen = TrafficGenerator(7)
+    start, end, factor = gen.regressions(1_764_000_000.0, 1_764_000_000.0 + 86400)[0]
+    assert regression_note(gen, start - 60).startswith("next latency regression ")
+    assert regression_note(gen, start + 1).startswith("latency regression NOW")
+    assert f"{factor:.1f}x" in regression_note(gen, start + 1)
+    assert "NOW" not in regression_note(gen, end + 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -18,13 +19,29 @@ from leadline.events.rejection import Rejection
 from leadline.simulator.traffic import TrafficGenerator
 
 
+class FakeBatch:
+    """Enough of aiokafka's BatchBuilder: full after ``size`` records."""
+
+    def __init__(self, size: int = 700) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+        self.size = size
+
+    def append(self, *, key: bytes, value: bytes, timestamp: float | None) -> object | None:
+        if len(self.records) >= self.size:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
 class FakeProducer:
-    """Enough of aiokafka's producer: records what is sent, acknowledges at once."""
+    """Enough of aiokafka's producer: records what is sent (one by one or in batches, to
+    3 partitions), acknowledges at once."""
 
     sent: list[tuple[bytes, bytes]]
 
     def __init__(self, **kwargs: Any) -> None:
         self.sent = []
+        self.batches: list[tuple[int, FakeBatch]] = []
         FakeProducer.last = self
 
     async def start(self) -> None:
@@ -33,8 +50,25 @@ class FakeProducer:
     async def stop(self) -> None:
         pass
 
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *,
+                         partition: int) -> asyncio.Future[None]:
+        assert partition in (0, 1, 2) and batch.records
+        self.batches.append((partition, batch))
+        self.sent.extend(batch.records)
+        return self._done()
+
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
         self.sent.append((key, value))
+        return self._done()
+
+    @staticmethod
+    def _done() -> asyncio.Future[None]:
         future = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
@@ -108,3 +142,28 @@ def test_a_stop_during_the_backfill_ends_it() -> None:
     assert not done and not backfill.done
     assert backfill.events < 20_000  # stopped after its first chunks, not 100k events
     assert "so far" in backfill.summary()
+
+
+def test_history_goes_in_batches_each_key_to_its_partition() -> None:
+    """A key's messages go to the partition aiokafka's default partitioner picks for it
+    (as one ``send`` each would), in the order of the history."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    producer = FakeProducer()
+    backfill = Backfill(1)
+    assert asyncio.run(send_backfill(producer, "t", TrafficGenerator(7, load_definitions()),
+                                     backfill, quiet=True))
+    assert backfill.events == len(producer.sent) > 1000
+    full = [len(batch.records) for _, batch in producer.batches]
+    assert max(full) == FakeBatch().size and len(producer.batches) > 3  # full ones went on
+    decoder = Decoder(load_definitions())
+    for partition, batch in producer.batches:
+        for key, _ in batch.records:
+            assert DefaultPartitioner()(key, [0, 1, 2], [0, 1, 2]) == partition
+    by_partition: dict[int, list[float]] = {}
+    for partition, batch in producer.batches:
+        by_partition.setdefault(partition, []).extend(
+            r.ts for _, v in batch.records
+            if isinstance(r := decoder.decode(v, time.time()), Event))
+    for times in by_partition.values():
+        assert all(b > a - 0.002 for a, b in itertools.pairwise(times))
