@@ -128,9 +128,7 @@ class LifecycleRule:
         changed = False
         floor = t // self.finest_ms * self.finest_ms
         if last is None or floor > last:
-            if last is not None:
-                out.add(LAST, last, USERS, -1)
-            out.add(LAST, floor, USERS, 1)
+            out.move(LAST, last, floor, USERS)  # its only updates (Deltas.moves)
             last, changed = floor, True
         if converts and (conv is None or t < conv):
             if conv is not None:

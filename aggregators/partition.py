@@ -312,6 +312,21 @@ class PartitionState:
     def _apply(self, out: Deltas, offset: int, now: float, h: int, idx: int,
                rank: int) -> None:
         """Place a user's deltas in the buckets of every resolution; each cell once."""
+        for kind, old, new, label in out.moves:
+            # Most events of a known user only move their last-seen time to the next 15 s
+            # bucket: two cells of the finest resolution, no dict merging.
+            for res, res_ms, horizon in self._res_ms:
+                start = new // res_ms * res
+                if old is not None:
+                    before = old // res_ms * res
+                    if before == start:
+                        break  # the same bucket here and at every coarser one (they nest)
+                    if before >= now - horizon:
+                        self._add_all((kind, res, before), offset, {label: -1})
+                if start >= now - horizon:
+                    self._add_all((kind, res, start), offset, {label: 1})
+        if not (out.sums or out.marks or out.cells or out.current):
+            return
         if len(out.sums) == 1 and not out.current and not out.marks and not out.cells:
             # The common case (a signup, a subscription change at the end): one event
             # time, so one cell per resolution and nothing to merge.

@@ -67,17 +67,20 @@ class Deltas:
     every resolution; ``current`` holds updates of the unbucketed "now" cells.
     Sums may be negative (a late event can change what an earlier one contributed).
     ``cells`` holds updates of one resolution's bucket only, keyed by cell key
-    ``(kind, resolution, bucket start)``.
+    ``(kind, resolution, bucket start)``. ``moves`` holds a 1 that leaves the bucket of
+    one time for the bucket of another, at every resolution where the two differ (the
+    only updates of their kind, so the caller may apply them apart from the rest).
     Plain dicts: this is built for every event that touches a user's state.
     """
 
-    __slots__ = ("cells", "current", "marks", "sums")
+    __slots__ = ("cells", "current", "marks", "moves", "sums")
 
     def __init__(self) -> None:
         self.sums: dict[tuple[str, int], dict[str, int]] = {}
         self.marks: dict[tuple[str, int], set[str]] = {}
         self.current: dict[str, dict[str, int]] = {}
         self.cells: dict[tuple[str, int, int], dict[str, int]] = {}
+        self.moves: list[tuple[str, int | None, int, str]] = []
 
     def add(self, kind: str, t_ms: int, label: str, amount: int) -> None:
         if amount:
@@ -91,6 +94,10 @@ class Deltas:
         if labels is None:
             labels = self.marks[(kind, t_ms)] = set()
         labels.add(label)
+
+    def move(self, kind: str, old_ms: int | None, new_ms: int, label: str) -> None:
+        """1 from the bucket of ``old_ms`` (None: from nowhere) to that of ``new_ms``."""
+        self.moves.append((kind, old_ms, new_ms, label))
 
     def add_cell(self, kind: str, res: int, start: int, label: str, amount: int) -> None:
         labels = self.cells.get((kind, res, start))
@@ -106,4 +113,4 @@ class Deltas:
             labels[label] = labels.get(label, 0) + amount
 
     def __bool__(self) -> bool:
-        return bool(self.sums or self.marks or self.current or self.cells)
+        return bool(self.sums or self.marks or self.current or self.cells or self.moves)
