@@ -17,6 +17,21 @@ Settings (environment, or the options of the same name):
 - ``LEADLINE_RETENTION_MIN_COHORT``: the smallest retention cohort (users first seen on
   one day) that ``LeadlineRetentionDrop`` watches, the value of the
   ``leadline:product_retention_cohort_users:configured_min`` recording rule. Default 500.
+- ``LEADLINE_LATENCY_ALERT_FACTOR``: ``LeadlineResponseTimeHigh`` fires when an event's
+  p95 response time is above its baseline times this factor
+  (``leadline:product_response_time_seconds:configured_factor``). Default 1.5, over 1.
+- ``LEADLINE_ERROR_RATIO_MAX``: ``LeadlineRequestErrorRatioHigh`` fires above this share
+  of failed events (``leadline:product_request_error_ratio:configured_max``). Default
+  0.05, between 0 and 1.
+- ``LEADLINE_PERFORMANCE_MIN_EVENTS``: the fewest events of a performance event in the
+  last 5 minutes for those two alerts to judge it
+  (``leadline:product_events:configured_min_per_5m``). Default 100.
+- ``LEADLINE_CRASH_FREE_MIN``: ``LeadlineCrashFreeUsersLow`` fires under this share of
+  crash-free users (``leadline:product_crash_free_users_ratio:configured_min``). Default
+  0.99, between 0 and 1.
+- ``LEADLINE_CRASH_MIN_USERS``: the fewest active users in the last hour (of the
+  platform) for that alert to judge it
+  (``leadline:product_crash_free_users_ratio:configured_min_users``). Default 1000.
 
 Usage, from the repository root::
 
@@ -34,9 +49,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -65,6 +83,13 @@ PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
         LEADING, "Signups ($window)", {"platform": "all", "window": "1h"}),
     "LeadlineRetentionDrop": (
         LEADING, "D$day retention against the baseline", {"day": "{{$labels.day}}"}),
+    "LeadlineResponseTimeHigh": (
+        LEADING, "Response time of $event ($window)",
+        {"event": "{{$labels.event}}", "window": "5m"}),
+    "LeadlineRequestErrorRatioHigh": (
+        LEADING, "Request error ratio by event ($window)", {"window": "5m"}),
+    "LeadlineCrashFreeUsersLow": (
+        LEADING, "Crash-free users by platform ($window)", {"window": "1h"}),
     "LeadlineNoEvents": (PIPELINE, "Events received and processed", {}),
     "LeadlineDeadLetterRatioHigh": (PIPELINE, "Dead-letter ratio", {}),
     "LeadlineEventLagHigh": (PIPELINE, "Event lag (processing time - event time)", {}),
@@ -80,14 +105,52 @@ PANELS: dict[str, tuple[str, str, dict[str, str]]] = {
     "LeadlineWatchdog": (PIPELINE, "Workers up", {}),
 }
 
-DEFAULT_EXPECTED_WORKERS = 1
-DEFAULT_RETENTION_MIN_COHORT = 500
+@dataclass(frozen=True)
+class Setting:
+    """A number written into a recording rule ``expr: vector(<value>)``."""
 
-#: Recording rules whose expression is ``vector(<a setting>)``: rule -> render() argument.
-SETTINGS = {
-    "leadline:workers:configured": "expected_workers",
-    "leadline:product_retention_cohort_users:configured_min": "retention_min_cohort",
+    name: str  # render() keyword; the option is --name-with-dashes
+    env: str
+    default: int | float
+    kind: type[int] | type[float]
+    valid: Callable[[float], bool]
+    rule: str  # what `valid` asks, for the error message
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _above(low: float) -> Callable[[float], bool]:
+    return lambda v: v > low
+
+
+def _share(v: float) -> bool:
+    return 0 < v < 1
+
+
+#: Recording rules whose expression is ``vector(<a setting>)``: rule -> its setting.
+SETTINGS: dict[str, Setting] = {
+    "leadline:workers:configured": Setting(
+        "expected_workers", "LEADLINE_EXPECTED_WORKERS", 1, int, _above(0), "at least 1"),
+    "leadline:product_retention_cohort_users:configured_min": Setting(
+        "retention_min_cohort", "LEADLINE_RETENTION_MIN_COHORT", 500, int, _above(0),
+        "at least 1"),
+    "leadline:product_response_time_seconds:configured_factor": Setting(
+        "latency_alert_factor", "LEADLINE_LATENCY_ALERT_FACTOR", 1.5, float, _above(1),
+        "over 1"),
+    "leadline:product_request_error_ratio:configured_max": Setting(
+        "error_ratio_max", "LEADLINE_ERROR_RATIO_MAX", 0.05, float, _share,
+        "between 0 and 1"),
+    "leadline:product_events:configured_min_per_5m": Setting(
+        "performance_min_events", "LEADLINE_PERFORMANCE_MIN_EVENTS", 100, int, _above(0),
+        "at least 1"),
+    "leadline:product_crash_free_users_ratio:configured_min": Setting(
+        "crash_free_min", "LEADLINE_CRASH_FREE_MIN", 0.99, float, _share, "between 0 and 1"),
+    "leadline:product_crash_free_users_ratio:configured_min_users": Setting(
+        "crash_min_users", "LEADLINE_CRASH_MIN_USERS", 1000, int, _above(0), "at least 1"),
 }
+DEFAULTS = {s.name: s.default for s in SETTINGS.values()}
 
 _ALERT = re.compile(r"^\s*- alert: (\w+)\s*$")
 _RECORD = re.compile(r"^\s*- record: (\S+)\s*$")
@@ -115,21 +178,41 @@ def panel_link(grafana_url: str, board_file: str, title: str, variables: dict[st
     return f"{grafana_url.rstrip('/')}/d/{board['uid']}?{query}"
 
 
-def render(text: str, runbook_url: str, grafana_url: str,
-           expected_workers: int = DEFAULT_EXPECTED_WORKERS,
-           retention_min_cohort: int = DEFAULT_RETENTION_MIN_COHORT) -> str:
+def check_setting(setting: Setting, value: float) -> None:
+    """Raise RenderError unless ``value`` is a finite number of the setting's kind
+    that the setting allows."""
+    if (not isinstance(value, int | float) or isinstance(value, bool)
+            or (setting.kind is int and not float(value).is_integer())
+            or not math.isfinite(value) or not setting.valid(value)):
+        raise RenderError(f"{setting.env} must be {setting.rule}"
+                          f"{' (a whole number)' if setting.kind is int else ''}, got {value!r}")
+
+
+def literal(value: float) -> str:
+    """``value`` as a PromQL number: ``3``, ``1.5``, ``0.05``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render(text: str, runbook_url: str, grafana_url: str, **settings: float) -> str:
     """The rule file ``text`` with every alert's link annotations and the settings of
-    ``SETTINGS`` (the expected worker count, the retention cohort minimum) rendered."""
-    values = {"expected_workers": expected_workers, "retention_min_cohort": retention_min_cohort}
+    ``SETTINGS`` (by their ``name``: ``expected_workers=3``; the others keep their
+    defaults) rendered."""
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise RenderError(f"no such setting: {sorted(unknown)}")
+    values = {**DEFAULTS, **settings}
+    for setting in SETTINGS.values():
+        check_setting(setting, values[setting.name])
     out, alert, seen = [], None, {}
-    setting: int | None = None
+    number: str | None = None  # the setting of the recording rule being read
     for line in text.splitlines(keepends=True):
         if m := _RECORD.match(line):
             alert = None
-            setting = values[SETTINGS[m.group(1)]] if m.group(1) in SETTINGS else None
-        elif setting is not None and (m := _EXPR.match(line)):
-            line = f"{m.group(1)}expr: vector({setting})\n"
-            setting = None
+            known = SETTINGS.get(m.group(1))
+            number = None if known is None else literal(values[known.name])
+        elif number is not None and (m := _EXPR.match(line)):
+            line = f"{m.group(1)}expr: vector({number})\n"
+            number = None
         elif m := _ALERT.match(line):
             alert = m.group(1)
         elif (m := _LINK.match(line)) and alert is not None:
@@ -155,10 +238,14 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("LEADLINE_RUNBOOK_URL", DEFAULT_RUNBOOK_URL))
     parser.add_argument("--grafana-url",
                         default=os.environ.get("LEADLINE_GRAFANA_URL", DEFAULT_GRAFANA_URL))
-    parser.add_argument("--expected-workers", type=int, default=int(os.environ.get(
-        "LEADLINE_EXPECTED_WORKERS", DEFAULT_EXPECTED_WORKERS)))
-    parser.add_argument("--retention-min-cohort", type=int, default=int(os.environ.get(
-        "LEADLINE_RETENTION_MIN_COHORT", DEFAULT_RETENTION_MIN_COHORT)))
+    for setting in SETTINGS.values():
+        raw = os.environ.get(setting.env)
+        try:
+            default = setting.default if raw is None else setting.kind(raw)
+        except ValueError:
+            parser.error(f"{setting.env}={raw!r} is not a number")
+        parser.add_argument(setting.option, type=setting.kind, default=default,
+                            help=f"{setting.env}: {setting.rule} (default {setting.default})")
     parser.add_argument("--out", type=Path, default=RULES_DIR, help="output directory")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 if the committed rules differ from the defaults' rendering")
@@ -166,11 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     for url in (args.runbook_url, args.grafana_url):
         if not re.match(r"https?://[^/]+", url):
             parser.error(f"not an absolute http(s) URL: {url!r}")
-    if args.expected_workers < 1:
-        parser.error(f"expected workers must be at least 1, got {args.expected_workers}")
-    if args.retention_min_cohort < 1:
-        parser.error("the retention cohort minimum must be at least 1, got "
-                     f"{args.retention_min_cohort}")
+    settings = {s.name: getattr(args, s.name) for s in SETTINGS.values()}
+    for setting in SETTINGS.values():
+        try:
+            check_setting(setting, settings[setting.name])
+        except RenderError as exc:
+            parser.error(str(exc))
     stale = []
     for path in sorted(RULES_DIR.glob("*.rules.yml")):
         text = path.read_text()
@@ -180,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / path.name).write_text(
-            render(text, args.runbook_url, args.grafana_url, args.expected_workers,
-                   args.retention_min_cohort))
+            render(text, args.runbook_url, args.grafana_url, **settings))
         print(f"wrote {args.out / path.name}")
     for path in stale:
         print(f"{path} is out of date: run python prometheus/render_rules.py", file=sys.stderr)

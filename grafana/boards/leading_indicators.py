@@ -1,9 +1,9 @@
 """The PMs' board: engagement, retention, activation, funnels, revenue, unit economics,
-satisfaction.
+satisfaction, technical performance.
 
-The windows, the retention days, the funnels with their steps and the currencies it
-enumerates come from the definitions (``leadline.config.definitions``): regenerate
-after changing them.
+The windows, the retention days, the funnels with their steps, the currencies and the
+performance events it enumerates come from the definitions
+(``leadline.config.definitions``): regenerate after changing them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,21 @@ RETENTION_BASELINE = "leadline:product_retention_ratio:median_1w_2w_3w{" + DAY +
 RETENTION_DROP = "0.7"
 #: The smallest cohort LeadlineRetentionDrop watches (LEADLINE_RETENTION_MIN_COHORT).
 COHORT_MINIMUM = "leadline:product_retention_cohort_users:configured_min"
+# The performance event chosen in the board's `event` variable, and what
+# LeadlineResponseTimeHigh compares its p95 with: the baseline times the configured
+# factor (LEADLINE_LATENCY_ALERT_FACTOR, a recording rule, so the line follows it).
+EVENT = 'event="$event"'
+LATENCY_BASELINE = (
+    "leadline:product_response_time_seconds:median_1w_2w_3w{" + EVENT + ", " + WINDOW + "}")
+LATENCY_FACTOR = "leadline:product_response_time_seconds:configured_factor"
+LATENCY_TRIGGER = f"{LATENCY_BASELINE} * on () group_left () {LATENCY_FACTOR}"
+#: The alert thresholds and guards of the performance alerts (render_rules.py settings).
+ERROR_RATIO_MAXIMUM = "leadline:product_request_error_ratio:configured_max"
+PERFORMANCE_MIN_EVENTS = "leadline:product_events:configured_min_per_5m"
+CRASH_FREE_MINIMUM = "leadline:product_crash_free_users_ratio:configured_min"
+#: Quantiles of SPEC 3b: response times, session lengths.
+RESPONSE_QUANTILES = ("0.5", "0.95", "0.99")
+SESSION_QUANTILES = ("0.5", "0.9", "0.99")
 
 
 def windowed(metric: str, by: str) -> str:
@@ -96,6 +111,7 @@ def build(defs: Definitions) -> dashboard.Dashboard:
     _unit_economics(layout, currencies, defs.windows)
     _features(layout)
     _satisfaction(layout)
+    _performance(layout, defs.performance.events)
     board = (
         frame(
             "leadline · Leading indicators",
@@ -112,6 +128,8 @@ def build(defs: Definitions) -> dashboard.Dashboard:
         .with_variable(_window_variable(defs.windows))
         .with_variable(_day_variable(defs.retention.days))
     )
+    if defs.performance.events:
+        board = board.with_variable(_event_variable(defs.performance.events))
     return layout.apply(board)
 
 
@@ -154,6 +172,21 @@ def _day_variable(days: list[int]) -> dashboard.CustomVariable:
         .values(",".join(values))
         .current(VariableOption(selected=True, text=default, value=default))
         .options([VariableOption(selected=n == default, text=n, value=n) for n in values])
+        .include_all(False)
+        .multi(False)
+    )
+
+
+def _event_variable(events: list[str]) -> dashboard.CustomVariable:
+    default = events[0]
+    return (
+        dashboard.CustomVariable("event")
+        .label("Performance event")
+        .description("The event of the response-time panel against its baseline "
+                     "(performance.events).")
+        .values(",".join(events))
+        .current(VariableOption(selected=True, text=default, value=default))
+        .options([VariableOption(selected=e == default, text=e, value=e) for e in events])
         .include_all(False)
         .multi(False)
     )
@@ -804,3 +837,120 @@ def _satisfaction(layout: Layout) -> None:
         ),
         w=12,
     )
+
+
+def _quantile_label(q: str) -> str:
+    """``0.95`` -> ``p95``."""
+    return "p" + q.removeprefix("0.").ljust(2, "0")
+
+
+def _performance(layout: Layout, events: list[str]) -> None:
+    """Response-time quantiles, error ratios, crash-free users and sessions (SPEC 3b,
+    issue 16), with what the performance alerts compare them with. Without performance
+    events (``performance.events: []``), crashes and sessions only."""
+    layout.row("Technical performance")
+    if events:
+        _response_times(layout, events)
+    _crashes_and_sessions(layout)
+
+
+def _response_times(layout: Layout, events: list[str]) -> None:
+    add_trend(layout, "p95 response time by event ($window)",
+              "95th percentile of duration_ms of each performance event (performance."
+              "events) in the window, all platforms: 95 % of page loads or API requests "
+              "took at most this long. From a DDSketch merged over every partition, within "
+              "2 % of the exact value; no value while the window has no such event.",
+              [(f'leadline:product_response_time_seconds:max{{{{quantile="0.95", {WINDOW}}}}}'
+                "{o}", "{{event}}")],
+              unit="s", decimals=2)
+    layout.add(
+        timeseries_panel(
+            "Response time of $event ($window)",
+            "p50, p95 and p99 of duration_ms of the event chosen above, in the window. "
+            "Dashed: one week earlier. Dotted: the p95 baseline, the median of the same "
+            "moment 1, 2 and 3 weeks ago; red dashes: that baseline times "
+            "LEADLINE_LATENCY_ALERT_FACTOR (default 1.5), where LeadlineResponseTimeHigh "
+            "fires after 15 minutes (it watches the 5m window, with at least the minimum "
+            "of events of panel Performance events (5m)).",
+            [(f'leadline:product_response_time_seconds:max{{{{quantile="{q}", {EVENT}, '
+              f"{WINDOW}}}}}{{o}}", _quantile_label(q)) for q in RESPONSE_QUANTILES],
+            unit="s",
+            decimals=2,
+            week_over_week=True,
+            min_val=0,
+            alert_lines=[(LATENCY_BASELINE, "p95" + BASELINE),
+                         (LATENCY_TRIGGER, "p95" + ALERT_LINE)],
+        ),
+        w=12,
+    )
+    layout.add(
+        timeseries_panel(
+            "Request error ratio by event ($window)",
+            "Of the window's events of each performance event, the share that failed: "
+            "properties.status >= 500 or properties.error = true; 0 without any. Dashed: "
+            "one week earlier. Red dashes: LEADLINE_ERROR_RATIO_MAX (default 5 %), over "
+            "which LeadlineRequestErrorRatioHigh fires after 10 minutes (it watches the 5m "
+            "window, with at least the minimum of events of panel Performance events (5m)).",
+            [(f"leadline:product_request_error_ratio:max{{{{{WINDOW}}}}}{{o}}", "{{event}}")],
+            unit="percentunit",
+            decimals=2,
+            week_over_week=True,
+            min_val=0,
+            alert_lines=[(ERROR_RATIO_MAXIMUM, "error ratio" + ALERT_LINE)],
+        ),
+        w=12,
+    )
+    names = "|".join(events)
+    layout.add(
+        timeseries_panel(
+            "Performance events (5m)",
+            "Events of each performance event in the last 5 minutes, all platforms: what "
+            "the response-time quantiles and error ratios of the 5m window rest on. Dashed: "
+            "one week earlier. Red dashes: LEADLINE_PERFORMANCE_MIN_EVENTS (default 100); "
+            "with fewer, LeadlineResponseTimeHigh and LeadlineRequestErrorRatioHigh stay "
+            "silent for that event.",
+            [(f'max by (name) (product_events{{{{job="leadline", window="5m", '
+              f'name=~"{names}"}}}}{{o}})', "{{name}}")],
+            unit="short",
+            decimals=0,
+            week_over_week=True,
+            min_val=0,
+            alert_lines=[(PERFORMANCE_MIN_EVENTS, "minimum events" + ALERT_LINE)],
+        ),
+        w=12,
+    )
+
+
+def _crashes_and_sessions(layout: Layout) -> None:
+    layout.add(
+        timeseries_panel(
+            "Crash-free users by platform ($window)",
+            "1 - distinct users with an app crash (performance.crash) in the window / "
+            "active users of the window, per platform of the crash event ('all' is the "
+            "union); 100 % without a crash. Dashed: one week earlier. Red dashes: "
+            "LEADLINE_CRASH_FREE_MIN (default 99 %), under which LeadlineCrashFreeUsersLow "
+            "fires after 15 minutes (it watches the 1h window, on at least "
+            "LEADLINE_CRASH_MIN_USERS active users).",
+            [(f"leadline:product_crash_free_users_ratio:max{{{{{WINDOW}}}}}{{o}}",
+              "{{platform}}")],
+            unit="percentunit",
+            decimals=2,
+            week_over_week=True,
+            max_val=1,
+            alert_lines=[(CRASH_FREE_MINIMUM, "crash-free" + ALERT_LINE)],
+        ),
+        w=24,
+    )
+    add_trend(layout, "Session length ($window)",
+              "p50, p90 and p99 of the length of the sessions whose first event is in the "
+              "window: last minus first event time of a session_id (0 for a one-event "
+              "session), all platforms. Within 2 % of the exact value; no value while the "
+              "window has no session.",
+              [('max by (quantile) (product_session_duration_seconds{{job="leadline", '
+                f'quantile="{q}", {WINDOW}}}}}{{o}})', _quantile_label(q))
+               for q in SESSION_QUANTILES],
+              unit="s", decimals=0)
+    add_windowed(layout, "Sessions ($window)",
+                 "Sessions (distinct user and session_id) whose first event is in the window, "
+                 "all platforms. Exact.", "product_sessions", "window", "sessions",
+                 unit="short", decimals=0)

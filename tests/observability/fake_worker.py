@@ -40,7 +40,16 @@ DEFAULT_CHANNELS = ["google", "meta", "linkedin", "tiktok", "email", "affiliate"
 #: Day-N retention of a healthy product: D1 40 %, D7 20 %, D28 10 %.
 RETENTION = {"1": 0.4, "7": 0.2, "28": 0.1}
 
-#: Plausible lifecycle values (SPEC 3b) by metric: labels, series index -> value.
+#: Performance events and crash event when the config names none (SPEC 3b defaults).
+DEFAULT_PERFORMANCE = {"events": ["page_load", "api_request"], "crash": "app_crash"}
+
+#: Healthy API response times (seconds) by quantile; page loads take twice as long.
+RESPONSE_TIMES = {"0.5": 0.2, "0.95": 0.6, "0.99": 1.2}
+#: Session lengths (seconds) by quantile: 3 min, 15 min, 40 min.
+SESSION_LENGTHS = {"0.5": 180.0, "0.9": 900.0, "0.99": 2400.0}
+
+#: Plausible SPEC 3b values by metric: labels, series index -> value. Healthy enough for
+#: the performance alerts to stay silent (1 % errors, 99.7 % crash-free).
 LIFECYCLE: dict[str, Callable[[dict[str, str], int], float]] = {
     "product_retention_ratio": lambda labels, _i: RETENTION.get(labels["day"], 0.15),
     "product_retention_cohort_users": lambda _labels, i: 800.0 - 10 * i,
@@ -48,6 +57,11 @@ LIFECYCLE: dict[str, Callable[[dict[str, str], int], float]] = {
     "product_net_revenue_retention_ratio": lambda _labels, i: 1.02 + 0.001 * i,
     "product_cac": lambda _labels, i: 40.0 + i,
     "product_ltv": lambda _labels, i: 600.0 + 10 * i,
+    "product_response_time_seconds": lambda labels, _i: (
+        RESPONSE_TIMES[labels["quantile"]] * (2 if labels["event"] == "page_load" else 1)),
+    "product_session_duration_seconds": lambda labels, _i: SESSION_LENGTHS[labels["quantile"]],
+    "product_request_error_ratio": lambda _labels, i: 0.01 + 0.001 * i,
+    "product_crash_free_users_ratio": lambda _labels, i: 0.997 - 0.0001 * i,
 }
 
 
@@ -78,12 +92,15 @@ def label_values() -> dict[str, list[str]]:
         # SPEC 3b (issue 15); the shipped defaults when the config names none.
         "day": [str(d) for d in (raw.get("retention") or {}).get("days", [1, 7, 28])],
         "channel": [*(raw.get("marketing") or {}).get("channels", DEFAULT_CHANNELS), "other"],
+        # SPEC 3b (issue 16)
+        "event": list((raw.get("performance") or DEFAULT_PERFORMANCE)["events"]),
     }
 
 
 def metric_label_values() -> dict[str, dict[str, list[str]]]:
-    """Label values particular to one metric (SPEC 3b): the windows of churn and NRR, and
-    marketing spend's `other` currency."""
+    """Label values particular to one metric (SPEC 3b): the windows of churn and NRR,
+    marketing spend's `other` currency, and the quantiles of session lengths and response
+    times."""
     raw = _config()
     churn = (raw.get("churn") or {}).get("windows", ["24h", "7d"])
     nrr = (raw.get("revenue_retention") or {}).get("windows", ["7d", "30d"])
@@ -91,6 +108,8 @@ def metric_label_values() -> dict[str, dict[str, list[str]]]:
         "product_user_churn_ratio": {"window": [str(w) for w in churn]},
         "product_net_revenue_retention_ratio": {"window": [str(w) for w in nrr]},
         "product_marketing_spend": {"currency": [*raw["labels"]["currency"], "other"]},
+        "product_session_duration_seconds": {"quantile": list(SESSION_LENGTHS)},
+        "product_response_time_seconds": {"quantile": list(RESPONSE_TIMES)},
     }
 
 

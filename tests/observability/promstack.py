@@ -54,6 +54,7 @@ DEFAULT_VARIABLES: Mapping[str, str] = {
     "platform": "all",
     "window": "24h",
     "day": "7",
+    "event": "page_load",
     "__rate_interval": "1m",
     "__interval": "15s",
     "__range": "1h",

@@ -5,7 +5,8 @@ SPEC.md's metric tables (``../shared/SPEC.md`` beside the repository) are split 
 - ``METRICS``: in SPEC and built. A worker exports them, so dashboards, rules and the
   fake worker may use them.
 - ``PLANNED``: in SPEC, not built yet, each with the open issue that builds it. Nothing
-  may query them yet. An issue that lands moves its names from ``PLANNED`` to ``METRICS``.
+  may query them yet. An issue that lands moves its names from ``PLANNED`` to ``METRICS``;
+  empty when every SPEC metric is built (as since issue 16).
 
 Together they must equal SPEC.md's list, with no name in both. ``EXTRA_METRICS`` holds
 what the worker exports beyond SPEC (the per-partition consumer lag for the SRE board).
@@ -53,6 +54,12 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "product_cac": ("gauge", ("window", "currency")),
     "product_ltv": ("gauge", ("currency",)),
     "product_net_revenue_retention_ratio": ("gauge", ("window", "currency")),
+    # SPEC 3b, issue 16: sessions and technical performance
+    "product_sessions": ("gauge", ("window",)),
+    "product_session_duration_seconds": ("gauge", ("window", "quantile")),
+    "product_response_time_seconds": ("gauge", ("window", "event", "quantile")),
+    "product_request_error_ratio": ("gauge", ("window", "event")),
+    "product_crash_free_users_ratio": ("gauge", ("window", "platform")),
     "leadline_events_received_total": ("counter", ()),
     "leadline_events_processed_total": ("counter", ("name",)),
     "leadline_events_invalid_total": ("counter", ("reason",)),
@@ -63,15 +70,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "leadline_build_info": ("gauge", ("version",)),
 }
 
-#: In SPEC, not built yet: name -> the open issue that builds it.
-PLANNED: dict[str, int] = {
-    # issue 16: sessions and technical performance
-    "product_session_duration_seconds": 16,
-    "product_sessions": 16,
-    "product_response_time_seconds": 16,
-    "product_request_error_ratio": 16,
-    "product_crash_free_users_ratio": 16,
-}
+#: In SPEC, not built yet: name -> the open issue that builds it. Empty while every
+#: SPEC metric is built (issue 16 moved the last ones); a SPEC change that adds a metric
+#: lists it here, with its issue, until a worker exports it.
+PLANNED: dict[str, int] = {}
 
 #: Not in SPEC's table; agreed with the worker: messages behind the high watermark.
 EXTRA_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {

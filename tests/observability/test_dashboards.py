@@ -210,6 +210,51 @@ def test_trend_panels_draw_what_the_alerts_compare_with() -> None:
     assert cohort in rules and cohort in alerts
 
 
+def test_performance_panels_draw_what_the_alerts_compare_with() -> None:
+    """The p95 panel draws the alert's baseline and trigger line (the baseline times the
+    configured factor); the error-ratio, crash-free and volume panels draw the alerts'
+    configured threshold or guard: recording rules the alerts read, so the lines follow
+    the render_rules.py settings."""
+    panels = {p["title"]: p for p in content_panels(boards()[LEADING])}
+    rules = {r.name: r.expr for r in rule_expressions()}
+    alerts = {r.name: r.expr for r in rule_expressions() if r.kind == "alert"}
+    targets = {t["legendFormat"]: t["expr"]
+               for t in panels["Response time of $event ($window)"]["targets"]}
+    assert [legend for legend in targets if not legend.endswith((BASELINE, ALERT_LINE))] == [
+        "p50", "p95", "p99", "p50 · last week", "p95 · last week", "p99 · last week"]
+    baseline, factor = ("leadline:product_response_time_seconds:median_1w_2w_3w",
+                        "leadline:product_response_time_seconds:configured_factor")
+    line = targets["p95" + BASELINE]
+    assert line.startswith(baseline + "{")
+    assert targets["p95" + ALERT_LINE] == f"{line} * on () group_left () {factor}"
+    assert baseline in rules and factor in rules
+    assert baseline in alerts["LeadlineResponseTimeHigh"]
+    assert factor in alerts["LeadlineResponseTimeHigh"]
+    for title, alert in (
+        ("Request error ratio by event ($window)", "LeadlineRequestErrorRatioHigh"),
+        ("Performance events (5m)", "LeadlineRequestErrorRatioHigh"),
+        ("Performance events (5m)", "LeadlineResponseTimeHigh"),
+        ("Crash-free users by platform ($window)", "LeadlineCrashFreeUsersLow"),
+    ):
+        (threshold,) = [t["expr"] for t in panels[title]["targets"]
+                        if t["legendFormat"].endswith(ALERT_LINE)]
+        assert ":configured_" in threshold and threshold in rules, title
+        assert threshold in alerts[alert], (title, alert)
+
+
+def test_performance_row_follows_the_configured_events() -> None:
+    """The `event` variable offers performance.events and opens on the first; the volume
+    panel queries exactly those events."""
+    events = load_definitions().performance.events
+    board = boards()[LEADING]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert [o["value"] for o in variables["event"]["options"]] == events
+    assert variables["event"]["current"]["value"] == events[0]
+    panels = {p["title"]: p for p in content_panels(board)}
+    (now, *_) = [t["expr"] for t in panels["Performance events (5m)"]["targets"]]
+    assert f'name=~"{"|".join(events)}"' in now
+
+
 def test_retention_row_follows_the_configured_days() -> None:
     """One query per retention day, in configured order, each with its last week; the
     `day` variable offers the same days and opens on D7."""
@@ -257,6 +302,13 @@ def test_leading_indicators_cover_the_brief() -> None:
         "product_cac",
         "product_ltv",
         "product_net_revenue_retention_ratio",
+        # SPEC 3b (issue 16)
+        'leadline:product_response_time_seconds:max{quantile="0.95", window="$window"}',
+        'leadline:product_response_time_seconds:max{quantile="0.99", event="$event"',
+        "leadline:product_request_error_ratio:max",
+        "leadline:product_crash_free_users_ratio:max",
+        'product_session_duration_seconds{job="leadline", quantile="0.9"',
+        "max by (window) (product_sessions{",
     ]:
         assert needed in exprs, needed
 

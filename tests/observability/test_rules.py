@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,8 @@ ALERTMANAGER = PROM / "alertmanager" / "alertmanager.yml"
 RENDER = PROM / "render_rules.py"
 SINK = PROM / "alertmanager" / "sink.py"
 WATCHDOG = "LeadlineWatchdog"
+#: The rule files that read product_* gauges.
+PRODUCT_RULES = ["lifecycle.rules.yml", "performance.rules.yml", "product.rules.yml"]
 sys.path.insert(0, str(PROM))
 import render_rules  # noqa: E402  (prometheus/ is not a package)
 
@@ -56,7 +59,8 @@ def parse_duration(text: str) -> int:
 
 def test_rule_files_exist() -> None:
     assert [p.name for p in rule_files()] == [
-        "capacity.rules.yml", "pipeline.rules.yml", "product.rules.yml"]
+        "capacity.rules.yml", "lifecycle.rules.yml", "performance.rules.yml",
+        "pipeline.rules.yml", "product.rules.yml"]
     assert RULE_TESTS, "no promtool unit tests in prometheus/tests/"
 
 
@@ -131,9 +135,10 @@ def test_recording_rule_names_follow_convention() -> None:
                     assert re.fullmatch(r"leadline:[a-z_]+:[a-z0-9_]+", rule["record"]), rule
 
 
-def test_product_rules_never_sum_product_gauges() -> None:
+@pytest.mark.parametrize("name", PRODUCT_RULES)
+def test_product_rules_never_sum_product_gauges(name: str) -> None:
     """product_* gauges are global: every raw selector sits directly inside max by (...)."""
-    text = (PROM / "rules" / "product.rules.yml").read_text()
+    text = (PROM / "rules" / name).read_text()
     exprs = [r["expr"] for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
     for expr in exprs:
         for match in re.finditer(r"(?<![\w:])product_\w+\{", expr):
@@ -225,7 +230,7 @@ def test_render_sets_the_retention_cohort_minimum(tmp_path: Path, promtool: str)
     result = run(sys.executable, str(RENDER), "--out", str(tmp_path / "rules"),
                  "--retention-min-cohort", "100")
     assert result.returncode == 0, result.stdout + result.stderr
-    rendered = tmp_path / "rules" / "product.rules.yml"
+    rendered = tmp_path / "rules" / "lifecycle.rules.yml"
     assert "expr: vector(100)" in rendered.read_text()
     # 24 days at one sample an hour: three weeks of baseline, the drop on day 23.
     series = [
@@ -250,7 +255,7 @@ def test_render_sets_the_retention_cohort_minimum(tmp_path: Path, promtool: str)
                                  "exp_alerts": exp if fires else []}]}]}
 
     for name, rules, fires in (("hundred", rendered, True),
-                               ("default", PROM / "rules" / "product.rules.yml", False)):
+                               ("default", PROM / "rules" / "lifecycle.rules.yml", False)):
         test = tmp_path / f"{name}.test.yml"
         test.write_text(yaml.safe_dump(case(rules, fires)))
         result = run(promtool, "test", "rules", str(test))
@@ -258,6 +263,106 @@ def test_render_sets_the_retention_cohort_minimum(tmp_path: Path, promtool: str)
     bad = run(sys.executable, str(RENDER), "--out", str(tmp_path / "bad"),
               "--retention-min-cohort", "0")
     assert bad.returncode != 0
+
+
+def _history(before: str, after: str) -> str:
+    """22 days at one sample an hour (three weeks of baseline): ``before``, then
+    ``after`` from 21d21h."""
+    return f"{before}+0x524 {after}+0x2"
+
+
+#: For each setting of the performance alerts: the option and a value, hourly series on
+#: which that value and the committed default disagree, the alert and its labels, and
+#: whether it fires with the default.
+PERFORMANCE_SETTINGS = [
+    # a p95 twice its baseline: over 1.5 x, not over 3 x
+    ("--latency-alert-factor", "3", "LeadlineResponseTimeHigh",
+     {'product_response_time_seconds{window="5m",event="api_request",quantile="0.95"}':
+      _history("0.3", "0.6"),
+      'product_events{window="5m",name="api_request"}': _history("500", "500")},
+     {"severity": "ticket", "window": "5m", "event": "api_request", "quantile": "0.95"}, True),
+    # 20 % errors: over 5 %, not over 25 %
+    ("--error-ratio-max", "0.25", "LeadlineRequestErrorRatioHigh",
+     {'product_request_error_ratio{window="5m",event="api_request"}': _history("0.01", "0.2"),
+      'product_events{window="5m",name="api_request"}': _history("500", "500")},
+     {"severity": "page", "window": "5m", "event": "api_request"}, True),
+    # 40 events per 5 minutes: under 100, at least 20
+    ("--performance-min-events", "20", "LeadlineRequestErrorRatioHigh",
+     {'product_request_error_ratio{window="5m",event="search"}': _history("0.01", "0.3"),
+      'product_events{window="5m",name="search"}': _history("40", "40")},
+     {"severity": "page", "window": "5m", "event": "search"}, False),
+    # 99.5 % crash-free: not under 99 %, under 99.9 %
+    ("--crash-free-min", "0.999", "LeadlineCrashFreeUsersLow",
+     {'product_crash_free_users_ratio{window="1h",platform="ios"}': _history("0.9995", "0.995"),
+      'product_active_users{window="1h",platform="ios"}': _history("2000", "2000")},
+     {"severity": "ticket", "window": "1h", "platform": "ios"}, False),
+    # 300 active users: under 1,000, at least 200
+    ("--crash-min-users", "200", "LeadlineCrashFreeUsersLow",
+     {'product_crash_free_users_ratio{window="1h",platform="ios"}': _history("0.995", "0.95"),
+      'product_active_users{window="1h",platform="ios"}': _history("300", "300")},
+     {"severity": "ticket", "window": "1h", "platform": "ios"}, False),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "alertname", "series", "labels", "default"),
+                         PERFORMANCE_SETTINGS, ids=[c[0] for c in PERFORMANCE_SETTINGS])
+def test_render_sets_the_performance_alert_settings(
+        tmp_path: Path, promtool: str, option: str, value: str, alertname: str,
+        series: dict[str, str], labels: dict[str, str], default: bool) -> None:
+    """Each setting of performance.rules.yml moves its alert: on the same series, the
+    committed default and the rendered value give opposite answers."""
+    result = run(sys.executable, str(RENDER), "--out", str(tmp_path / "rules"), option, value)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rendered = tmp_path / "rules" / "performance.rules.yml"
+    assert f"expr: vector({value})" in rendered.read_text()
+    inputs = [{"series": name.replace("{", '{job="leadline",'), "values": values}
+              for name, values in series.items()]
+    firing = {"alertname": alertname, "alertstate": "firing", **labels}
+    sample = "ALERTS{" + ",".join(f'{k}="{v}"' for k, v in sorted(firing.items())) + "}"
+
+    def case(rules: Path, fires: bool) -> dict[str, Any]:
+        # One hour after the change: past every `for:` at a 1-hour evaluation interval.
+        return {"rule_files": [str(rules)], "evaluation_interval": "1h", "tests": [{
+            "interval": "1h", "input_series": inputs,
+            "promql_expr_test": [{
+                "expr": f'ALERTS{{alertname="{alertname}", alertstate="firing"}}',
+                "eval_time": "21d22h",
+                "exp_samples": [{"labels": sample, "value": 1}] if fires else []}]}]}
+
+    for name, rules, fires in (("rendered", rendered, not default),
+                               ("default", PROM / "rules" / "performance.rules.yml", default)):
+        test = tmp_path / f"{name}.test.yml"
+        test.write_text(yaml.safe_dump(case(rules, fires)))
+        result = run(promtool, "test", "rules", str(test))
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--latency-alert-factor", "1"), ("--latency-alert-factor", "nan"),
+    ("--error-ratio-max", "0"), ("--error-ratio-max", "1"), ("--performance-min-events", "0"),
+    ("--crash-free-min", "1.5"), ("--crash-min-users", "0"), ("--crash-min-users", "2.5"),
+])
+def test_render_rejects_bad_performance_settings(tmp_path: Path, option: str,
+                                                 value: str) -> None:
+    bad = run(sys.executable, str(RENDER), "--out", str(tmp_path), option, value)
+    assert bad.returncode != 0 and option.lstrip("-").split("-")[0] in bad.stderr.lower()
+    assert not (tmp_path / "performance.rules.yml").exists()
+
+
+def test_render_reads_the_settings_from_the_environment(tmp_path: Path) -> None:
+    env = {**os.environ, "LEADLINE_LATENCY_ALERT_FACTOR": "2.5", "LEADLINE_CRASH_MIN_USERS": "50"}
+    result = subprocess.run([sys.executable, str(RENDER), "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO, env=env,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (tmp_path / "performance.rules.yml").read_text()
+    assert "expr: vector(2.5)" in text and "expr: vector(50)" in text
+    assert "expr: vector(0.05)" in text  # the others keep their defaults
+    env["LEADLINE_ERROR_RATIO_MAX"] = "five percent"
+    bad = subprocess.run([sys.executable, str(RENDER), "--out", str(tmp_path / "bad")],
+                         capture_output=True, text=True, timeout=60, cwd=REPO, env=env,
+                         check=False)
+    assert bad.returncode != 0 and "LEADLINE_ERROR_RATIO_MAX" in bad.stderr
 
 
 @pytest.mark.parametrize(
@@ -274,6 +379,12 @@ def test_render_sets_the_retention_cohort_minimum(tmp_path: Path, promtool: str)
         (["alertname=LeadlineConsumerLagGrowing", "severity=ticket"], "ticket"),
         (["alertname=LeadlineMemoryOverBudget", "severity=ticket", "instance=w1"], "ticket"),
         (["alertname=LeadlineWatchdog", "severity=heartbeat"], "heartbeat"),
+        (["alertname=LeadlineRequestErrorRatioHigh", "severity=page", "event=api_request"],
+         "page"),
+        (["alertname=LeadlineResponseTimeHigh", "severity=ticket", "event=page_load"],
+         "ticket"),
+        (["alertname=LeadlineCrashFreeUsersLow", "severity=page", "platform=all"], "page"),
+        (["alertname=LeadlineCrashFreeUsersLow", "severity=ticket", "platform=ios"], "ticket"),
     ],
 )
 def test_alertmanager_routes_new_alerts(amtool: str, labels: list[str], receiver: str) -> None:
@@ -341,6 +452,10 @@ def not_inhibited(url: str, names: set[str]) -> set[str]:
             if a["labels"]["alertname"] in names and not a["status"]["inhibitedBy"]}
 
 
+PERFORMANCE_ALERTS = ["LeadlineResponseTimeHigh", "LeadlineRequestErrorRatioHigh",
+                      "LeadlineCrashFreeUsersLow"]
+
+
 @pytest.mark.services  # a real Alertmanager, started by the test itself
 @pytest.mark.parametrize(
     ("cause", "symptoms"),
@@ -348,12 +463,15 @@ def not_inhibited(url: str, names: set[str]) -> set[str]:
         # Redis down: the decaying gauges fire the product drops (alert_latency.test.yml).
         ("LeadlineRedisDown", ["LeadlineActiveUsersDrop", "LeadlineRevenueDrop",
                                "LeadlineConversionRatioDrop", "LeadlineMetricsStale",
-                               "LeadlineRetentionDrop"]),
+                               "LeadlineRetentionDrop", *PERFORMANCE_ALERTS]),
         ("LeadlineBrokerDown", ["LeadlineNoEvents", "LeadlineActiveUsersDrop",
-                                "LeadlineEventLagHigh"]),
+                                "LeadlineEventLagHigh", *PERFORMANCE_ALERTS]),
+        ("LeadlineNoEvents", ["LeadlineActiveUsersDrop", "LeadlineRetentionDrop",
+                              *PERFORMANCE_ALERTS]),
         ("LeadlineRevenueStalled", ["LeadlineRevenueDrop"]),
         ("LeadlineNoWorkers", ["LeadlineWorkersMissing", "LeadlineNoEvents",
-                               "LeadlineActiveUsersDrop", "LeadlineConsumerLagGrowing"]),
+                               "LeadlineActiveUsersDrop", "LeadlineConsumerLagGrowing",
+                               *PERFORMANCE_ALERTS]),
     ],
 )
 def test_alertmanager_inhibits(alertmanager: str, cause: str, symptoms: list[str]) -> None:
