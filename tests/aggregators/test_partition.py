@@ -15,11 +15,11 @@ from leadline.aggregators.cells import Cell
 from leadline.aggregators.kinds import (
     ACTIVITY_GAPS,
     CONVERTERS,
+    EVENTS,
     LAST_SEEN,
     NEW_CUSTOMERS,
     NEW_USERS,
     RETAINED,
-    EVENTS,
     REVENUE,
     USERS,
     CellKey,
