@@ -194,7 +194,7 @@ def test_take_dirty_returns_each_changed_cell_once() -> None:
     state.fold(1, _event(1, NOW - 2), NOW)   # same buckets as offset 0
     dirty = state.take_dirty()
     assert set(dirty) == set(state.cells)
-    # users + events, one bucket per resolution (lifecycle's: tests/aggregators/test_lifecycle.py)
+    # users + events, one bucket per resolution (lifecycle: test_lifecycle_fold.py)
     assert len([k for k in dirty if k[0] in (USERS, EVENTS)]) == 2 * len(HORIZONS)
     for key, (stamp, blob) in dirty.items():
         assert stamp == 1
