@@ -18,6 +18,8 @@ entry, not one per call.
 from __future__ import annotations
 
 import bisect
+from collections.abc import MutableMapping
+from typing import Any
 
 import orjson
 
@@ -27,21 +29,41 @@ LINK_RETENTION = 400 * 86400.0
 
 
 class Links:
-    """The links of one partition: anonymous identity -> [(offset, user id)] by offset."""
+    """The links of one partition: anonymous identity -> [(offset, user id)] by offset.
 
-    def __init__(self) -> None:
-        self._by_anon: dict[str, list[tuple[int, str]]] = {}
-        self._confirmed: dict[str, float] = {}
-        self._dirty: set[str] = set()
+    At rest an identity's links are one encoded record in ``records`` (a dict, or the
+    worker's local store, ``state/local.py``); the identities changed since the last
+    :meth:`take_dirty` are held decoded until then.
+    """
+
+    def __init__(self, records: MutableMapping[str, bytes] | None = None) -> None:
+        self.records: MutableMapping[str, bytes] = {} if records is None else records
+        #: anonymous identity -> [[(offset, user), ...], last confirmed], changed
+        self._changed: dict[str, list[Any]] = {}
+        #: changed identities not in ``records`` yet (for len)
+        self._fresh: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._by_anon)
+        return len(self.records) + len(self._fresh)
+
+    def _entry(self, anon: str) -> list[Any] | None:
+        entry = self._changed.get(anon)
+        if entry is None:
+            data = self.records.get(anon)
+            if data is not None:
+                obj = orjson.loads(data)
+                entry = [[(offset, user) for offset, user in obj["links"]], obj["confirmed"]]
+        return entry
 
     def add(self, anon: str, offset: int, user: str, ts: float) -> None:
         """A link read at ``offset`` (its event time ``ts``). Idempotent under replay."""
-        links = self._by_anon.setdefault(anon, [])
-        self._confirmed[anon] = max(self._confirmed.get(anon, 0.0), ts)
-        self._dirty.add(anon)
+        entry = self._entry(anon)
+        if entry is None:
+            entry = [[], 0.0]
+            self._fresh.add(anon)
+        self._changed[anon] = entry
+        entry[1] = max(entry[1], ts)
+        links = entry[0]
         i = bisect.bisect_left(links, (offset, ""))
         if i < len(links) and links[i][0] == offset:
             return  # replayed
@@ -53,36 +75,48 @@ class Links:
 
     def user_at(self, anon: str, offset: int) -> str | None:
         """The user ``anon`` stands for at ``offset``, or None before any link."""
-        links = self._by_anon.get(anon)
-        if not links:
+        if not anon.startswith("anon:"):
+            return None  # only anonymous identities are linked
+        entry = self._entry(anon)
+        if entry is None:
             return None
+        links = entry[0]
         i = bisect.bisect_left(links, (offset, ""))
         return links[i - 1][1] if i > 0 else None
 
     def take_dirty(self) -> dict[str, bytes | None]:
-        """Anonymous identity -> its encoded links (None: forgotten), changed since the
-        last call."""
-        out = {anon: self.encode(anon) for anon in sorted(self._dirty)}
-        self._dirty.clear()
-        return out
+        """Anonymous identity -> its encoded links, changed since the last call."""
+        out = {anon: self._encode(self._changed[anon]) for anon in sorted(self._changed)}
+        self.records.update(out)
+        self._changed.clear()
+        self._fresh.clear()
+        return dict(out)
 
     def encode(self, anon: str) -> bytes | None:
-        links = self._by_anon.get(anon)
-        if links is None:
-            return None
-        return orjson.dumps({"links": links, "confirmed": self._confirmed[anon]})
+        entry = self._entry(anon)
+        return None if entry is None else self._encode(entry)
+
+    @staticmethod
+    def _encode(entry: list[Any]) -> bytes:
+        return bytes(memoryview(orjson.dumps({"links": entry[0], "confirmed": entry[1]})))
 
     def load(self, anon: str, data: bytes) -> None:
         """Restore one identity's links, merged with any already held."""
+        if self._entry(anon) is None:
+            self.records[anon] = data
+            return
         obj = orjson.loads(data)
         for offset, user in obj["links"]:
             self.add(anon, offset, user, obj["confirmed"])
-        self._dirty.discard(anon)
+        self.records[anon] = self._encode(self._changed.pop(anon))
+        self._fresh.discard(anon)
 
     def expire(self, now: float) -> list[str]:
-        """Forget identities not confirmed for ``LINK_RETENTION``; returns them."""
-        gone = [a for a, t in self._confirmed.items() if t < now - LINK_RETENTION]
+        """Forget identities not confirmed for ``LINK_RETENTION``; returns them. Those
+        changed since the last :meth:`take_dirty` were just confirmed: they stay."""
+        cutoff = now - LINK_RETENTION
+        gone = [anon for anon, data in self.records.items()
+                if anon not in self._changed and orjson.loads(data)["confirmed"] < cutoff]
         for anon in gone:
-            del self._by_anon[anon], self._confirmed[anon]
-            self._dirty.discard(anon)
+            del self.records[anon]
         return gone

@@ -46,6 +46,7 @@ from rocksdict import (
 
 USERS = b"u"
 SESSIONS = b"s"
+LINKS = b"l"
 
 #: The local store's cache takes this share of LEADLINE_MEMORY_BUDGET.
 BUDGET_SHARE = 0.25

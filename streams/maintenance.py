@@ -94,6 +94,7 @@ def register(worker: WorkerContext) -> None:
             "event_ids": sum(d.held for d in store.dedupers.values()),
             "users": sum(len(s.users) for s in store.states.values()),
             "sessions": sum(len(s.sessions) for s in store.states.values()),
+            "links": sum(len(links) for links in store.links.values()),
             "cells": sum(len(s.cells) for s in store.states.values()),
             "view_cells": worker.view.cached(),
         }

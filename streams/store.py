@@ -38,7 +38,7 @@ from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
-from leadline.state.local import SESSIONS, USERS, LocalStore
+from leadline.state.local import LINKS, SESSIONS, USERS, LocalStore
 from leadline.streams.faust_adapter import recovered_keys
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,10 @@ _LOAD_BATCH = 10_000
 class PartitionStore:
     """Working state of the partitions this worker owns.
 
-    Cells, links and the event ids of the current hour are in memory. When they are
-    given, per-user states are in ``local`` (on disk, ``state/local.py``) and the event
-    ids of past hours in files under ``ids`` (``aggregators/dedupe.py``); else in memory
-    too. ``horizon``: the dedupe horizon (s).
+    Cells and the event ids of the current hour are in memory. When they are given,
+    per-user states, sessions and identity links are in ``local`` (on disk,
+    ``state/local.py``) and the event ids of past hours in files under ``ids``
+    (``aggregators/dedupe.py``); else in memory too. ``horizon``: the dedupe horizon (s).
     """
 
     def __init__(self, definitions: Definitions, table: Any,
@@ -139,10 +139,11 @@ class PartitionStore:
             if self.ids is not None:
                 spill = self._spill_dirs[p] = self.ids / f"{p}.{next(self._incarnations)}"
             self.dedupers[p] = Deduper(self.horizon, spill)
-            self.links[p] = Links()
+            self.links[p] = Links(None if self.local is None else self.local.records(LINKS, p))
         loaded: dict[int, int] = defaultdict(int)
         users_read: dict[int, dict[str, bytes]] = defaultdict(dict)
         sessions_read: dict[int, dict[str, bytes]] = defaultdict(dict)
+        links_read: dict[int, dict[str, bytes]] = defaultdict(dict)
         for raw_key, value in list(self.table.data.items()):
             text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
             p_text, kind, rest = text.split("|", 2)
@@ -164,7 +165,11 @@ class PartitionStore:
                     self.states[p].sessions.update(batch)
                     batch.clear()
             elif kind == "l":
-                self.links[p].load(rest, value)
+                batch = links_read[p]
+                batch[rest] = value
+                if len(batch) >= _LOAD_BATCH:
+                    self.links[p].records.update(batch)
+                    batch.clear()
             elif kind == "d":
                 hour = int(rest.split("|")[0])
                 self.dedupers[p].load_chunk(hour, value)
@@ -177,6 +182,8 @@ class PartitionStore:
             self.states[p].users.update(batch)
         for p, batch in sessions_read.items():
             self.states[p].sessions.update(batch)
+        for p, batch in links_read.items():
+            self.links[p].records.update(batch)
         log.info("recovered partitions %s (%s table records)", sorted(new), dict(loaded))
         return new
 
@@ -213,7 +220,9 @@ class PartitionStore:
             spill = self._spill_dirs.pop(p, None)
             if spill is not None:
                 shutil.rmtree(spill, ignore_errors=True)  # its past hours' ids
-            self.links.pop(p, None)
+            links = self.links.pop(p, None)
+            if links is not None:
+                links.records.clear()  # the local store's links of p
             self._pruned_at.pop(p, None)
             self._chunk_keys.pop(p, None)
             self._unwritten.pop(p, None)

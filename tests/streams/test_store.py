@@ -287,3 +287,28 @@ def test_sessions_are_written_after_users_recovered_and_expire(new_store: NewSto
     fresh.expire(0, later)
     gone = [key for _, key, value in fresh.checkpoint(later) if b"|s|" in key and value is None]
     assert gone == [b'0|s|["u1","s|1"]'] and len(fresh.states[0].sessions) == 0
+
+
+def test_links_live_in_the_store_are_recovered_and_expire(new_store: NewStore) -> None:
+    """Identity links (forward stitching) in the partition's local store (or on the heap
+    without one): written with the checkpoint, rebuilt from it, tombstoned after
+    LINK_RETENTION, dropped with the partition."""
+    store, table = _store(new_store)
+    links = store.links[0]
+    links.add("anon:a", 3, "u1", NOW)
+    links.add("anon:b", 4, "u2", NOW - 500 * 86400)
+    assert len(links) == 2 and links.user_at("anon:a", 5) == "u1"
+    sent = _flush(store, 0)
+    assert sorted(k for _, k, _ in sent if b"|l|" in k) == [b"0|l|anon:a", b"0|l|anon:b"]
+    assert len(links) == 2 and links.user_at("anon:a", 5) == "u1"  # read back from records
+    assert links.user_at("anon:a", 3) is None and links.user_at("u1", 9) is None
+    recover(table, sent)
+    fresh = new_store(table)
+    fresh.rebuild({0})
+    assert len(fresh.links[0]) == 2 and fresh.links[0].user_at("anon:b", 9) == "u2"
+    fresh.expire(0, NOW)
+    gone = [k for _, k, v in fresh.checkpoint(NOW) if b"|l|" in k and v is None]
+    assert gone == [b"0|l|anon:b"] and len(fresh.links[0]) == 1
+    records = fresh.links[0].records
+    fresh.forget({0})
+    assert len(records) == 0
