@@ -3,13 +3,16 @@
 Every dashboard panel query and every recording rule must return data, and what
 Prometheus stored must equal what the workers' own ``/metrics`` say. Queries that
 look back with ``offset`` cannot have data on a fresh Prometheus; they are checked
-to be accepted (valid PromQL) only.
+to be accepted (valid PromQL) only. Two minutes of traffic cannot define LTV and net
+revenue retention (they need subscriptions from before the window and a cancellation),
+so :func:`subscription_history` adds that much history.
 """
 
 from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 
 from leadline.config import load_definitions
@@ -30,6 +33,20 @@ RECORDING = [r for r in rule_expressions() if r.kind == "record"]
 # The Watchdog always fires (a heartbeat): every other alert must be silent here.
 ALERTING = [r for r in rule_expressions() if r.kind == "alert" and r.name != "LeadlineWatchdog"]
 
+def subscription_history(now: float) -> list[tuple[bytes, bytes]]:
+    """Two subscriptions started 30.5 days ago (before every window, inside too_old's
+    31 days), one cancelled three days ago: 30d subscription churn 0.5, so an LTV, and
+    MRR at the start of the 7d and 30d windows, so a net revenue retention."""
+    day = 86400.0
+    events = [("hist-sub-a", "hist-a", now - 30.5 * day, "subscription_started", 50),
+              ("hist-sub-b", "hist-b", now - 30.5 * day, "subscription_started", 40),
+              ("hist-cancel-b", "hist-b", now - 3 * day, "subscription_cancelled", 40)]
+    return [(user.encode(), orjson.dumps({
+        "event_id": event_id, "name": name, "user_id": user, "timestamp": ts,
+        "properties": {"plan": "pro", "mrr": mrr, "currency": "USD"}}))
+        for event_id, user, ts, name, mrr in events]
+
+
 @pytest.fixture(scope="module")
 def stack(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-def]
     pipeline = Pipeline(broker, redis_server, tmp_path_factory.mktemp("prom"))
@@ -43,6 +60,7 @@ def stack(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-de
         messages = []
         for i in range(120):  # two minutes of simulated product traffic, ending now
             messages += generator.batch(now - 120 + i, 60)
+        messages += subscription_history(now)
         pipeline.send(messages)
 
         def processed() -> float:
