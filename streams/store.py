@@ -141,9 +141,12 @@ class PartitionStore:
             self.dedupers[p] = Deduper(self.horizon, spill)
             self.links[p] = Links(None if self.local is None else self.local.records(LINKS, p))
         loaded: dict[int, int] = defaultdict(int)
-        users_read: dict[int, dict[str, bytes]] = defaultdict(dict)
-        sessions_read: dict[int, dict[str, bytes]] = defaultdict(dict)
-        links_read: dict[int, dict[str, bytes]] = defaultdict(dict)
+        # Records kept by key (users, sessions, links) go to their mapping in batches:
+        # one write batch each in the local store.
+        targets = {(kind, p): records for p in new for kind, records in (
+            ("u", self.states[p].users), ("s", self.states[p].sessions),
+            ("l", self.links[p].records))}
+        pending: dict[tuple[str, int], dict[str, bytes]] = defaultdict(dict)
         for raw_key, value in list(self.table.data.items()):
             text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
             p_text, kind, rest = text.split("|", 2)
@@ -152,23 +155,11 @@ class PartitionStore:
                 continue
             if kind == "c":
                 self.states[p].load(parse_key(rest), value)
-            elif kind == "u":
-                batch = users_read[p]
+            elif (kind, p) in targets:
+                batch = pending[(kind, p)]
                 batch[rest] = value
                 if len(batch) >= _LOAD_BATCH:
-                    self.states[p].users.update(batch)
-                    batch.clear()
-            elif kind == "s":
-                batch = sessions_read[p]
-                batch[rest] = value
-                if len(batch) >= _LOAD_BATCH:
-                    self.states[p].sessions.update(batch)
-                    batch.clear()
-            elif kind == "l":
-                batch = links_read[p]
-                batch[rest] = value
-                if len(batch) >= _LOAD_BATCH:
-                    self.links[p].records.update(batch)
+                    targets[(kind, p)].update(batch)
                     batch.clear()
             elif kind == "d":
                 hour = int(rest.split("|")[0])
@@ -178,12 +169,8 @@ class PartitionStore:
             else:
                 continue
             loaded[p] += 1
-        for p, batch in users_read.items():
-            self.states[p].users.update(batch)
-        for p, batch in sessions_read.items():
-            self.states[p].sessions.update(batch)
-        for p, batch in links_read.items():
-            self.links[p].records.update(batch)
+        for target, batch in pending.items():
+            targets[target].update(batch)
         log.info("recovered partitions %s (%s table records)", sorted(new), dict(loaded))
         return new
 
