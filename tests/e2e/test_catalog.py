@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import oracle_catalog as oc
-from tests.support.worker import Pipeline, StartWorker, value, wait_for
+from tests.support.worker import Pipeline, StartWorker, processed, settle, value, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,18 +25,6 @@ def _pipeline(broker, redis_server, workdir: Path, **env: str) -> Pipeline:  # t
     return Pipeline.for_catalog(broker, redis_server, workdir, **env)
 
 
-def settle(worker, truth: oc.Truth, timeout: float) -> list[str]:  # type: ignore[no-untyped-def]
-    """Poll until the scrape equals the oracle; the last mismatches (empty: equal)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        bad = oc.mismatches(worker.scrape(), truth, time.time())
-        if not bad or time.monotonic() > deadline:
-            return bad
-        time.sleep(0.5)
-
-
-def _processed(samples: dict) -> float:  # type: ignore[type-arg]
-    return sum(v for (n, _), v in samples.items() if n == "leadline_events_processed_total")
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +40,14 @@ def run(broker, redis_server, tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_every_catalog_metric_equals_the_oracle(run) -> None:  # type: ignore[no-untyped-def]
     _, worker, messages, truth = run
     wait_for(lambda: value(worker.scrape(), "leadline_events_received_total") == len(messages)
-             and _processed(worker.scrape()) == len(truth.records), timeout=60,
+             and processed(worker.scrape()) == len(truth.records), timeout=60,
              what="every message processed")
-    assert settle(worker, truth, timeout=30) == []
+    assert settle(worker, oc.mismatches, truth, timeout=30) == []
 
 
 def test_out_of_range_scores_are_dead_lettered_as_schema(run) -> None:  # type: ignore[no-untyped-def]
     _, worker, _, truth = run
-    samples = wait_for(lambda: (s := worker.scrape()) and _processed(s) == len(truth.records)
+    samples = wait_for(lambda: (s := worker.scrape()) and processed(s) == len(truth.records)
                        and s, timeout=60, what="every message processed")
     assert value(samples, "leadline_events_invalid_total", reason="schema") == \
         truth.invalid["schema"] == 6
@@ -84,11 +72,11 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(  # type: ignore[no-unty
     messages, truth = oc.generate(time.time(), seed=2)
     first = start_worker(pipeline, "w1").wait_ready()
     pipeline.send(messages)
-    wait_for(lambda: _processed(first.scrape()) >= len(truth.records) * 0.4, timeout=60,
+    wait_for(lambda: processed(first.scrape()) >= len(truth.records) * 0.4, timeout=60,
              interval=0.05, what="40% processed")
     first.kill()
     second = start_worker(pipeline, "w2").wait_ready()
-    assert settle(second, truth, timeout=60) == []
+    assert settle(second, oc.mismatches, truth, timeout=60) == []
     time.sleep(2)  # nothing may trickle in twice afterwards
     assert oc.mismatches(second.scrape(), truth, time.time()) == []
     assert "recovered partitions" in second.log_tail(400)

@@ -16,23 +16,11 @@ import time
 import pytest
 
 from tests.support import oracle_performance as op
-from tests.support.worker import Pipeline, StartWorker, value, wait_for
+from tests.support.worker import Pipeline, StartWorker, processed, settle, value, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def _processed(samples: dict) -> float:  # type: ignore[type-arg]
-    return sum(v for (n, _), v in samples.items() if n == "leadline_events_processed_total")
-
-
-def settle(worker, truth: op.Truth, timeout: float) -> list[str]:  # type: ignore[no-untyped-def]
-    """Poll until the scrape equals the oracle; the last mismatches (empty: equal)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        bad = op.mismatches(worker.scrape(), truth, time.time())
-        if not bad or time.monotonic() > deadline:
-            return bad
-        time.sleep(0.5)
 
 
 def _corpus(seed: int) -> tuple[list, list, op.Truth]:  # type: ignore[type-arg]
@@ -45,13 +33,13 @@ def test_every_performance_metric_equals_the_oracle_before_and_after_late_events
     first, late, truth = _corpus(seed=3)
     worker = start_worker(pipeline, "w1").wait_ready()
     pipeline.send(first)
-    wait_for(lambda: _processed(worker.scrape()) == truth.events_first, timeout=90,
+    wait_for(lambda: processed(worker.scrape()) == truth.events_first, timeout=90,
              what="the first list processed")
-    assert settle(worker, truth.first_only(), timeout=30) == []
+    assert settle(worker, op.mismatches, truth.first_only(), timeout=30) == []
     pipeline.send(late)
-    wait_for(lambda: _processed(worker.scrape()) == truth.events_total, timeout=60,
+    wait_for(lambda: processed(worker.scrape()) == truth.events_total, timeout=60,
              what="the late list processed")
-    assert settle(worker, truth, timeout=30) == []
+    assert settle(worker, op.mismatches, truth, timeout=30) == []
     samples = worker.scrape()
     assert value(samples, "leadline_events_invalid_total", reason="schema") == \
         truth.invalid["schema"]
@@ -69,12 +57,12 @@ def test_sigkill_mid_stream_then_restart_is_still_exact(  # type: ignore[no-unty
     first, late, truth = _corpus(seed=4)
     one = start_worker(pipeline, "w1").wait_ready()
     pipeline.send(first)
-    wait_for(lambda: _processed(one.scrape()) >= truth.events_first * 0.4, timeout=60,
+    wait_for(lambda: processed(one.scrape()) >= truth.events_first * 0.4, timeout=60,
              interval=0.05, what="40% processed")
     one.kill()
     two = start_worker(pipeline, "w2").wait_ready()
     pipeline.send(late)
-    assert settle(two, truth, timeout=90) == []
+    assert settle(two, op.mismatches, truth, timeout=90) == []
     time.sleep(2)  # nothing may trickle in twice afterwards
     assert op.mismatches(two.scrape(), truth, time.time()) == []
     assert "recovered partitions" in two.log_tail(400)

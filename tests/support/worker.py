@@ -176,3 +176,18 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.5, what: str 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def processed(samples: Samples) -> float:
+    """Events this worker folded (``leadline_events_processed_total``, every name)."""
+    return sum(v for (n, _), v in samples.items() if n == "leadline_events_processed_total")
+
+
+def settle(worker: WorkerProcess, mismatches, truth, timeout: float) -> list[str]:  # type: ignore[no-untyped-def]
+    """Poll until ``mismatches(scrape, truth, now)`` is empty; the last mismatches."""
+    deadline = time.monotonic() + timeout
+    while True:
+        bad: list[str] = mismatches(worker.scrape(), truth, time.time())
+        if not bad or time.monotonic() > deadline:
+            return bad
+        time.sleep(0.5)
