@@ -40,6 +40,7 @@ from leadline.state.local import BUDGET_SHARE, LocalStore
 from leadline.streams import agents, connectivity, handover, maintenance, web
 from leadline.streams.context import WorkerContext
 from leadline.streams.faust_adapter import BatchTransport, ConsumerHooks
+from leadline.streams.restore import ChangelogStore, Restorer
 from leadline.streams.security import faust_credentials, web_ssl_context
 from leadline.streams.store import PartitionStore
 from leadline.streams.topics import true_end_offsets
@@ -97,7 +98,10 @@ def create_app(settings: Settings, definitions: Definitions) -> WorkerContext:
     by_user = app.topic(settings.by_user_topic, key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw",
                         partitions=settings.partitions, internal=True)
-    table = app.Table("state", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    # The table is the changelog only: partitions are restored in bulk into the
+    # partition store, which holds the state (streams/restore.py).
+    table = app.Table("state", partitions=settings.partitions, key_type=bytes,
+                      value_type=bytes, store="leadline://state")
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     health = Health(leadline_version())
     health.memory_budget = settings.memory_budget
@@ -106,8 +110,11 @@ def create_app(settings: Settings, definitions: Definitions) -> WorkerContext:
     view = ServingView(redis, settings.redis_prefix, settings.partitions)
     local = LocalStore(settings.data_dir / "state",
                        round(settings.memory_budget * BUDGET_SHARE))
-    store = PartitionStore(definitions, table, local, ids=settings.data_dir / "ids",
+    store = PartitionStore(definitions, local, ids=settings.data_dir / "ids",
                            horizon=settings.dedupe_horizon_seconds)
+    changelog_store = table.data
+    assert isinstance(changelog_store, ChangelogStore), "the leadline:// store is not installed"
+    changelog_store.restorer = Restorer(settings, store)
     context = WorkerContext(
         settings=settings,
         definitions=definitions,

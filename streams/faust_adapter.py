@@ -100,12 +100,6 @@ def recovery_generation(app: faust.App) -> int:
     return cast(int, app.tables.recovery._generation_id)  # type: ignore[attr-defined]
 
 
-def recovered_keys(store_data: Any) -> dict[Any, Any]:
-    """Faust's memory store's record of which partition each recovered key came from
-    (its ``_key_partition``): an empty dict for a store that keeps none."""
-    return cast(dict[Any, Any], getattr(store_data, "_key_partition", {}))
-
-
 def hooks_of(transport: Any) -> ConsumerHooks:
     if not isinstance(transport, BatchTransport):
         raise TypeError(f"the consumer needs a BatchTransport, not {type(transport).__name__}")

@@ -7,13 +7,13 @@ Two rules make a rebalance under load exact:
   batch in flight and flush the producer, so its changelog writes reach the broker
   before the next owner reads them. Once the new assignment is known, the partitions
   that went elsewhere are forgotten, states and table records: one that comes back
-  later is loaded afresh from a changelog that holds what the other owner did
+  later is restored afresh from a changelog that holds what the other owner did
   meanwhile, never from our stale copy.
 - **Taking a partition over.** Faust calls ``on_recover`` also for a recovery that a
   newer rebalance has already superseded (``Recovery.on_recovery_completed`` runs the
-  table callbacks before it checks the generation). Its table may not hold a newly
-  assigned partition yet, so such a call is ignored: the current recovery calls again
-  when the table is complete.
+  table callbacks before it checks the generation). A newly assigned partition may not
+  be restored yet (``streams/restore.py``), so such a call is ignored: the current
+  recovery calls again when every partition is restored.
 """
 
 from __future__ import annotations
@@ -66,18 +66,23 @@ def register(worker: WorkerContext, table: Any) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == worker.settings.by_user_topic}
         gone = set(store.states) - mine
         if gone:
-            dropped = store.forget(gone)
+            store.forget(gone)
             worker.republish -= gone
-            log.info("handed over partitions %s (%s table records dropped)", sorted(gone),
-                     dropped)
+            log.info("handed over partitions %s", sorted(gone))
 
     @table.on_recover
     async def on_recovered() -> None:
         if recovery_superseded(app):
             log.info("recovery superseded by a newer rebalance; waiting for its recovery")
             return
-        loaded = store.rebuild(owned_partitions(worker))
-        store.drop_table_copy()
+        owned = owned_partitions(worker)
+        unrestored = owned - set(store.states) - set(store.restoring)
+        if unrestored:
+            # Taken live empty, they would serve and checkpoint nothing over the
+            # changelog's state; left out, their events are refused and fetched again.
+            log.error("partitions %s assigned but not restored: not taken live",
+                      sorted(unrestored))
+        loaded = store.rebuild(owned - unrestored)
         gc.freeze()  # recovered state is long-lived: keep it out of full collections
         worker.republish |= loaded
         await republish(worker, set(worker.republish))

@@ -1,4 +1,4 @@
-"""Partition states and dedupers, with a Faust table as their state of record.
+"""Partition states and dedupers, with the table's changelog topic as their state of record.
 
 Every batch hands its changed cells to the serving view (:meth:`PartitionStore.take_changed`).
 The table is written less often, at each :meth:`PartitionStore.checkpoint` (every
@@ -9,9 +9,9 @@ record, then every changed user's state (``aggregators/users.py``), then every c
 identity link (``aggregators/identities.py``). Writing once per checkpoint instead of
 once per batch keeps the changelog to what changed per commit interval. Sessions
 (``aggregators/sessions.py``) are written after the users, each with its own stamp. After a
-rebalance or a crash the table is recovered from its changelog by Faust, and the
-in-memory states are rebuilt from it; stamps make the replay of not-yet-committed
-events exact.
+rebalance or a crash a partition is restored from its changelog in bulk
+(``streams/restore.py``, :meth:`PartitionStore.restore`); stamps make the replay of
+not-yet-committed events exact.
 Table keys: ``{p}|c|{kind}/{res}/{start}`` for cells, ``{p}|d|{hour}|{offset}`` for ids,
 ``{p}|u|{identity}`` for user states, ``{p}|s|{session key}`` for sessions,
 ``{p}|l|{anonymous identity}`` for links.
@@ -29,9 +29,8 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
-from collections import defaultdict
+from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any
 
 from leadline.aggregators.dedupe import HORIZON, Deduper
 from leadline.aggregators.identities import Links
@@ -39,7 +38,6 @@ from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
 from leadline.state.local import LINKS, SESSIONS, USERS, LocalStore
-from leadline.streams.faust_adapter import recovered_keys
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +67,74 @@ def link_table_key(p: int, anon: str) -> bytes:
 #: How often per-user state is swept for times no window can show any more (s).
 USER_PRUNE_INTERVAL = 3600.0
 
-#: Recovered user records are written to the local store in batches of this many.
+#: Restored users, sessions and links are written to their mapping in batches of this many.
 _LOAD_BATCH = 10_000
+
+
+def _write_batch(target: MutableMapping[str, bytes], batch: dict[str, bytes | None]) -> None:
+    """Write ``batch`` to ``target`` and empty it; a ``None`` value deletes its key."""
+    target.update({key: value for key, value in batch.items() if value is not None})
+    for key in [key for key, value in batch.items() if value is None]:
+        target.pop(key, None)
+    batch.clear()
+
+
+class _Restoring:
+    """A partition being restored from its changelog, not yet served or folded into.
+
+    Records are applied in changelog order, tombstones included, so the result is the
+    changelog's last value per key whether or not the topic was compacted yet. Users,
+    sessions and links go to their mapping in batches (one write batch each in the local
+    store); id chunks wait here until :meth:`finish`, so a chunk whose hour expired and
+    was tombstoned later in the log is never loaded.
+    """
+
+    def __init__(self, state: PartitionState, deduper: Deduper, links: Links,
+                 spill: Path | None) -> None:
+        self.state, self.deduper, self.links, self.spill = state, deduper, links, spill
+        self.targets: dict[str, MutableMapping[str, bytes]] = {
+            "u": state.users, "s": state.sessions, "l": links.records}
+        self.pending: dict[str, dict[str, bytes | None]] = {kind: {} for kind in self.targets}
+        self.chunks: dict[bytes, tuple[int, bytes]] = {}
+        self.records = 0
+
+    def apply(self, key: bytes, value: bytes | None) -> None:
+        _, kind, rest = key.decode().split("|", 2)
+        self.records += 1
+        if kind == "c":
+            if value is None:
+                self.state.cells.pop(parse_key(rest), None)
+            else:
+                self.state.load(parse_key(rest), value)
+        elif kind in self.pending:
+            batch = self.pending[kind]
+            batch[rest] = value
+            if len(batch) >= _LOAD_BATCH:
+                _write_batch(self.targets[kind], batch)
+        elif kind == "d":
+            if value is None:
+                self.chunks.pop(key, None)
+            else:
+                self.chunks[key] = (int(rest.split("|")[0]), value)
+
+    def finish(self) -> dict[int, list[bytes]]:
+        """Flush the batches and load the id chunks; returns the chunk keys by hour."""
+        for kind, batch in self.pending.items():
+            _write_batch(self.targets[kind], batch)
+        chunk_keys: dict[int, list[bytes]] = {}
+        for key, (hour, value) in self.chunks.items():
+            self.deduper.load_chunk(hour, value)
+            chunk_keys.setdefault(hour, []).append(key)
+        self.chunks.clear()
+        return chunk_keys
+
+    def abandon(self) -> None:
+        """Drop what was restored: the local store's ranges and the id files."""
+        self.state.users.clear()
+        self.state.sessions.clear()
+        self.links.records.clear()
+        if self.spill is not None:
+            shutil.rmtree(self.spill, ignore_errors=True)
 
 
 class PartitionStore:
@@ -80,13 +144,14 @@ class PartitionStore:
     per-user states, sessions and identity links are in ``local`` (on disk,
     ``state/local.py``) and the event ids of past hours in files under ``ids``
     (``aggregators/dedupe.py``); else in memory too. ``horizon``: the dedupe horizon (s).
+
+    A partition newly assigned is first restored from its changelog (:meth:`restore`,
+    fed by ``streams/restore.py``), then taken live by :meth:`rebuild`.
     """
 
-    def __init__(self, definitions: Definitions, table: Any,
-                 local: LocalStore | None = None, *, ids: Path | None = None,
-                 horizon: float = HORIZON) -> None:
+    def __init__(self, definitions: Definitions, local: LocalStore | None = None, *,
+                 ids: Path | None = None, horizon: float = HORIZON) -> None:
         self.definitions = definitions
-        self.table = table
         self.local = local
         self.ids = ids
         self.horizon = horizon
@@ -98,6 +163,8 @@ class PartitionStore:
         self.dedupers: dict[int, Deduper] = {}
         #: Identity links of each partition (forward stitching of anonymous ids).
         self.links: dict[int, Links] = {}
+        #: Partitions being restored from the changelog, not yet live.
+        self.restoring: dict[int, _Restoring] = {}
         self._pruned_at: dict[int, float] = {}
         #: Changelog records not yet handed to a checkpoint, in write order (expiry's
         #: tombstones, and records a failed checkpoint put back).
@@ -110,7 +177,8 @@ class PartitionStore:
     def open(self) -> None:
         """Take the worker's local files: lock and empty the local store, and empty the
         id files a previous process left (``LocalStore.open`` fails if another process
-        holds them). The worker calls it at start; ``rebuild`` opens the store anyway."""
+        holds them). The worker calls it at start; the first restore opens the store
+        anyway."""
         if self.local is not None:
             self.local.open()
         if self.ids is not None:
@@ -120,84 +188,61 @@ class PartitionStore:
         if self.local is not None:
             self.local.close()
 
-    def rebuild(self, owned: set[int]) -> set[int]:
-        """Align in-memory states with the owned partitions, loading new ones from the table.
+    def restore(self, p: int) -> _Restoring:
+        """Partition ``p``'s restore in progress, started empty if there is none.
 
-        Returns the partitions that were (re)loaded and must be republished.
-        """
-        self.forget(set(self.states) - owned)
-        new = owned - set(self.states)
-        if not new:
-            return set()
-        for p in new:
-            if self.local is None:
-                self.states[p] = PartitionState(self.definitions)
-            else:
-                self.states[p] = PartitionState(self.definitions, self.local.records(USERS, p),
-                                                self.local.records(SESSIONS, p))
+        Only for a partition that is not live: a live one holds everything its changelog
+        does (this worker wrote it)."""
+        assert p not in self.states, f"partition {p} is live"
+        restoring = self.restoring.get(p)
+        if restoring is None:
             spill = None
             if self.ids is not None:
-                spill = self._spill_dirs[p] = self.ids / f"{p}.{next(self._incarnations)}"
-            self.dedupers[p] = Deduper(self.horizon, spill)
-            self.links[p] = Links(None if self.local is None else self.local.records(LINKS, p))
-        loaded: dict[int, int] = defaultdict(int)
-        # Records kept by key (users, sessions, links) go to their mapping in batches:
-        # one write batch each in the local store.
-        targets = {(kind, p): records for p in new for kind, records in (
-            ("u", self.states[p].users), ("s", self.states[p].sessions),
-            ("l", self.links[p].records))}
-        pending: dict[tuple[str, int], dict[str, bytes]] = defaultdict(dict)
-        for raw_key, value in list(self.table.data.items()):
-            text = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
-            p_text, kind, rest = text.split("|", 2)
-            p = int(p_text)
-            if p not in new or value is None:
-                continue
-            if kind == "c":
-                self.states[p].load(parse_key(rest), value)
-            elif (kind, p) in targets:
-                batch = pending[(kind, p)]
-                batch[rest] = value
-                if len(batch) >= _LOAD_BATCH:
-                    targets[(kind, p)].update(batch)
-                    batch.clear()
-            elif kind == "d":
-                hour = int(rest.split("|")[0])
-                self.dedupers[p].load_chunk(hour, value)
-                chunks = self._chunk_keys.setdefault(p, {}).setdefault(hour, [])
-                chunks.append(raw_key if isinstance(raw_key, bytes) else raw_key.encode())
+                spill = self.ids / f"{p}.{next(self._incarnations)}"
+            if self.local is None:
+                state = PartitionState(self.definitions)
+                links = Links()
             else:
-                continue
-            loaded[p] += 1
-        for target, batch in pending.items():
-            targets[target].update(batch)
-        log.info("recovered partitions %s (%s table records)", sorted(new), dict(loaded))
+                state = PartitionState(self.definitions, self.local.records(USERS, p),
+                                       self.local.records(SESSIONS, p))
+                links = Links(self.local.records(LINKS, p))
+            restoring = self.restoring[p] = _Restoring(
+                state, Deduper(self.horizon, spill), links, spill)
+        return restoring
+
+    def abandon(self, partitions: set[int]) -> None:
+        """Drop the restores of partitions that were not assigned after all."""
+        for p in partitions:
+            restoring = self.restoring.pop(p, None)
+            if restoring is not None:
+                restoring.abandon()
+
+    def rebuild(self, owned: set[int]) -> set[int]:
+        """Align the live partitions with the owned ones: forget those that went elsewhere,
+        take the new ones live from their restore (empty if nothing was restored).
+
+        Returns the partitions taken live, which must be republished.
+        """
+        self.forget(set(self.states) - owned)
+        self.abandon(set(self.restoring) - owned)
+        new = owned - set(self.states)
+        loaded: dict[int, int] = {}
+        for p in new:
+            restoring = self.restore(p)
+            del self.restoring[p]
+            self._chunk_keys[p] = restoring.finish()
+            self.states[p] = restoring.state
+            self.dedupers[p] = restoring.deduper
+            self.links[p] = restoring.links
+            if restoring.spill is not None:
+                self._spill_dirs[p] = restoring.spill
+            loaded[p] = restoring.records
+        if new:
+            log.info("partitions %s live (%s changelog records restored)", sorted(new), loaded)
         return new
 
-    def drop_table_copy(self) -> int:
-        """Empty the table's in-memory copy once the states hold everything it holds.
-
-        Faust's memory store keeps every record it recovers, and the states hold the same
-        data decoded (cells) or by reference (users): a second copy of every key, cell
-        and id chunk, read by nobody until the next rebuild, which loads only partitions
-        new to this worker, from records Faust recovers again for them. The changelog
-        stays the state of record. Returns the number of records dropped.
-        """
-        data = self.table.data
-        n = len(data)
-        data.clear()
-        recovered_keys(data).clear()
-        return n
-
-    def forget(self, partitions: set[int]) -> int:
-        """Drop revoked partitions: their states and their records in the table.
-
-        The table is Faust's in-memory store, which only forgets the records it recovered
-        itself; ours would stay behind as a stale, unbounded copy. Returns the number of
-        table records dropped.
-        """
-        if not partitions:
-            return 0
+    def forget(self, partitions: set[int]) -> None:
+        """Drop revoked partitions: their states, local records and id files."""
         for p in partitions:
             state = self.states.pop(p, None)
             if state is not None:
@@ -216,15 +261,6 @@ class PartitionStore:
         # Records a failed checkpoint put back: the next owner replays their events from
         # the committed offsets; written late, they could overwrite its newer values.
         self.outbox = [record for record in self.outbox if record[0] not in partitions]
-        prefixes = tuple(f"{p}|".encode() for p in partitions)
-        data = self.table.data
-        stale = [k for k in data
-                 if (k if isinstance(k, bytes) else k.encode()).startswith(prefixes)]
-        recovered = recovered_keys(data)
-        for k in stale:
-            del data[k]
-            recovered.pop(k, None)
-        return len(stale)
 
     def take_changed(self, p: int) -> dict[CellKey, tuple[int, bytes]]:
         """Partition ``p``'s cells changed since the last call, for the serving view.
@@ -304,7 +340,6 @@ class PartitionStore:
         return out
 
     def _write(self, p: int, key: bytes, value: bytes | None) -> None:
-        # Only to the changelog: the table's in-memory copy is read once, by rebuild().
         self.outbox.append((p, key, value))
 
 

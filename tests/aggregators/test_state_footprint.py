@@ -48,7 +48,7 @@ for s in range(SECONDS):
             by_partition.setdefault(p, []).append(bytes(memoryview(event.encode())))
     seconds.append(by_partition)
 del generator
-store = PartitionStore(definitions, type("Table", (), {{"data": {{}}}})())
+store = PartitionStore(definitions)
 store.rebuild(set(range(partitions)))
 offsets = dict.fromkeys(range(partitions), 0)
 

@@ -1,4 +1,4 @@
-"""PartitionStore against a stand-in table: write order, recovery, expiry of users.
+"""PartitionStore: write order, restore from changelog records, expiry of users.
 
 Every test runs twice: users in memory, and users in the worker's local store on disk
 (``state/local.py``), as the worker keeps them.
@@ -21,23 +21,18 @@ D = load_definitions()
 NOW = time.time()
 
 
-class Table:
-    """What PartitionStore uses of a Faust table: ``data``."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
+NewStore = Callable[[], PartitionStore]
+Records = list[tuple[int, bytes, "bytes | None"]]
 
 
-def recover(table: Table, records: list[tuple[int, bytes, bytes | None]]) -> None:
-    """What Faust's recovery does with changelog records: the last value per key."""
-    for _, key, value in records:
-        if value is None:
-            table.data.pop(key, None)
-        else:
-            table.data[key] = value
-
-
-NewStore = Callable[["Table"], PartitionStore]
+def restored(new_store: NewStore, records: Records, owned: set[int]) -> PartitionStore:
+    """A new store fed changelog records in order, as ``streams/restore.py`` feeds it,
+    then with ``owned`` taken live."""
+    fresh = new_store()
+    for p, key, value in records:
+        fresh.restore(p).apply(key, value)
+    assert fresh.rebuild(owned) == owned
+    return fresh
 
 
 @pytest.fixture(params=["memory", "local"])
@@ -46,24 +41,23 @@ def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NewSto
     under tmp_path."""
     opened: list[LocalStore] = []
 
-    def new(table: Table) -> PartitionStore:
+    def new() -> PartitionStore:
         if request.param == "memory":
-            return PartitionStore(D, table)
+            return PartitionStore(D)
         n = len(opened)
         local = LocalStore(tmp_path / f"state{n}", 16 << 20)
         opened.append(local)
-        return PartitionStore(D, table, local, ids=tmp_path / f"ids{n}")
+        return PartitionStore(D, local, ids=tmp_path / f"ids{n}")
 
     yield new
     for local in opened:
         local.close()
 
 
-def _store(new_store: NewStore) -> tuple[PartitionStore, Table]:
-    table = Table()
-    store = new_store(table)
+def _store(new_store: NewStore) -> PartitionStore:
+    store = new_store()
     store.rebuild({0, 1})
-    return store, table
+    return store
 
 
 def _fold(store: PartitionStore, p: int, offset: int, ev: Event) -> None:
@@ -78,7 +72,7 @@ def _flush(store: PartitionStore, p: int) -> list[tuple[int, bytes, bytes | None
 
 
 def test_checkpoint_sends_cells_then_ids_then_users(new_store: NewStore) -> None:
-    store, _ = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     _fold(store, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
     _fold(store, 0, 2, Event("e2", "u2", NOW - 3, "product_viewed", "ios"))
@@ -93,15 +87,12 @@ def test_checkpoint_sends_cells_then_ids_then_users(new_store: NewStore) -> None
 
 
 def test_rebuild_restores_users_and_replay_skips_what_they_hold(new_store: NewStore) -> None:
-    store, _ = _store(new_store)
+    store = _store(new_store)
     ev = Event("e0", "weird|id", NOW - 5, "signup", "web")
     _fold(store, 1, 7, ev)
     records = _flush(store, 1)
     users = dict(store.states[1].users)
-    table = Table()
-    recover(table, records)
-    fresh = new_store(table)
-    assert fresh.rebuild({1}) == {1}
+    fresh = restored(new_store, records, {1})
     assert fresh.states[1].users == users
     fresh.states[1].fold(7, ev, NOW)                       # a replay of offset 7
     assert fresh.states[1].take_dirty() == {}
@@ -110,31 +101,51 @@ def test_rebuild_restores_users_and_replay_skips_what_they_hold(new_store: NewSt
     assert fresh.dedupers[1].is_duplicate("e0", 8, NOW)      # a true duplicate
 
 
-def test_the_table_copy_is_dropped_after_recovery_and_nothing_else_reads_it(
+def test_a_restore_applies_tombstones_and_keeps_the_last_value_of_each_key(
         new_store: NewStore) -> None:
-    store, table = _store(new_store)
+    """An uncompacted changelog holds every value a key had and the tombstones after
+    them: the restore must end with the last of each, and nothing tombstoned."""
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
-    recover(table, _flush(store, 0))
-    fresh = new_store(table)
-    fresh.rebuild({0})
-    assert fresh.drop_table_copy() > 0 and not table.data
-    _fold(fresh, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
-    records = _flush(fresh, 0)
-    assert not table.data                                   # written to the changelog only
-    assert [k for _, k, _ in records if b"|u|" in k] == [user_table_key(0, "u1")]
+    first = _flush(store, 0)
+    _fold(store, 0, 1, Event("e1", "u1", NOW - 4, "activation", "web"))
+    second = _flush(store, 0)
+    users, cells = dict(store.states[0].users), set(store.states[0].cells)
+    store.expire(0, NOW + 26 * 3600)                        # the id chunk's hour is past
+    store.expire(0, NOW + 401 * 86400)                      # and u1 is forgotten
+    tombstones = store.checkpoint(NOW)
+    assert any(v is None and b"|d|" in k for _, k, v in tombstones)
+    fresh = restored(new_store, first + second, {0})
+    assert dict(fresh.states[0].users) == users != {}
+    assert set(fresh.states[0].cells) == cells
+    assert fresh.dedupers[0].is_duplicate("e0", 5, NOW)
+    gone = restored(new_store, first + second + tombstones, {0})
+    assert dict(gone.states[0].users) == {} and not gone.states[0].cells
+    assert not gone.dedupers[0].is_duplicate("e0", 5, NOW)  # its chunk was tombstoned
+
+
+def test_a_restore_of_a_partition_not_taken_live_is_dropped(new_store: NewStore) -> None:
+    store = _store(new_store)
+    _fold(store, 1, 0, Event("e0", "u", NOW, "signup"))
+    fresh = new_store()
+    for p, key, value in _flush(store, 1):
+        fresh.restore(p).apply(key, value)
+    fresh.restoring[1].finish()                             # written to the store
+    users = fresh.restoring[1].state.users
+    assert list(users.items())
+    assert fresh.rebuild({0}) == {0}                        # partition 1 went elsewhere
+    assert not fresh.restoring and list(users.items()) == []
+    assert fresh.ids is None or not list(fresh.ids.glob("1.*"))
 
 
 def test_expire_tombstones_id_chunks_past_the_retention_also_after_recovery(
         new_store: NewStore) -> None:
-    store, table = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     records = _flush(store, 0)
     chunks = [k for _, k, _ in records if b"|d|" in k]
     assert len(chunks) == 1
-    recover(table, records)
-    fresh = new_store(table)
-    fresh.rebuild({0})
-    fresh.drop_table_copy()
+    fresh = restored(new_store, records, {0})
     for s in (store, fresh):
         s.expire(0, NOW + 3600)                              # within the 25 h: kept
         assert not [k for _, k, v in s.checkpoint(NOW) if b"|d|" in k]
@@ -143,7 +154,7 @@ def test_expire_tombstones_id_chunks_past_the_retention_also_after_recovery(
 
 
 def test_expire_prunes_users_at_most_once_per_interval(new_store: NewStore) -> None:
-    store, _ = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "old", NOW - 29 * 86400, "signup"))
     _fold(store, 0, 1, Event("e1", "new", NOW - 60, "signup"))
     _fold(store, 0, 2, Event("e2", "new", NOW + 2 * 86400, "page_view"))
@@ -159,22 +170,20 @@ def test_expire_prunes_users_at_most_once_per_interval(new_store: NewStore) -> N
 
 
 def test_losing_a_partition_forgets_its_users(new_store: NewStore) -> None:
-    store, table = _store(new_store)
+    store = _store(new_store)
     _fold(store, 1, 0, Event("e0", "u", NOW, "signup"))
-    recover(table, _flush(store, 1))  # e.g. Faust recovered them in a later rebalance
-    assert any(k.startswith(b"1|") for k in table.data)
+    _flush(store, 1)
     users = store.states[1].users
     assert list(users.items())
     store.rebuild({0})
     assert set(store.states) == {0}
-    assert not any(k.startswith(b"1|") for k in table.data)  # no stale copy left
     assert list(users.items()) == []                       # nor in the local store
     assert store.ids is None or not list(store.ids.glob("1.*"))  # nor its id files
 
 
 def test_a_checkpoint_writes_each_cell_changed_since_the_last_once_in_its_latest_form(
         new_store: NewStore) -> None:
-    store, _ = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     first = store.take_changed(0)
     _fold(store, 0, 1, Event("e1", "u2", NOW - 5, "signup", "web"))
@@ -193,7 +202,7 @@ def test_a_checkpoint_writes_each_cell_changed_since_the_last_once_in_its_latest
 
 def test_records_the_broker_did_not_confirm_go_first_at_the_next_checkpoint(
         new_store: NewStore) -> None:
-    store, _ = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     lost = _flush(store, 0)
     store.unsent(lost)
@@ -203,7 +212,7 @@ def test_records_the_broker_did_not_confirm_go_first_at_the_next_checkpoint(
 
 
 def test_an_expired_cell_is_not_written_after_its_tombstone(new_store: NewStore) -> None:
-    store, _ = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     store.take_changed(0)                                   # a batch; no checkpoint yet
     later = NOW + 40 * 86400
@@ -215,7 +224,7 @@ def test_an_expired_cell_is_not_written_after_its_tombstone(new_store: NewStore)
 
 
 def test_records_put_back_for_a_partition_handed_over_are_never_sent(new_store: NewStore) -> None:
-    store, _ = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     _fold(store, 1, 0, Event("e1", "u2", NOW - 5, "signup", "web"))
     store.take_changed(0)
@@ -229,7 +238,7 @@ def test_records_a_failed_checkpoint_put_back_outlive_expiry_and_precede_its_tom
         new_store: NewStore) -> None:
     """Expiry only queues tombstones: what a failed checkpoint put back is sent by the
     next checkpoint, first, so its offsets are never acked without it."""
-    store, _ = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "signup", "web"))
     store.take_changed(0)
     lost = store.checkpoint(NOW)
@@ -261,7 +270,7 @@ def test_open_empties_the_id_files_a_previous_process_left(tmp_path: Path) -> No
     (ids / "2.0").mkdir(parents=True)                     # a partition this worker lost
     (ids / "2.0" / "490000-0").write_bytes(b"x" * 16)
     local = LocalStore(tmp_path / "state", 16 << 20)
-    store = PartitionStore(D, Table(), local, ids=ids)
+    store = PartitionStore(D, local, ids=ids)
     store.open()
     assert not ids.exists()
     store.rebuild({0})
@@ -273,15 +282,13 @@ def test_open_empties_the_id_files_a_previous_process_left(tmp_path: Path) -> No
 
 
 def test_sessions_are_written_after_users_recovered_and_expire(new_store: NewStore) -> None:
-    store, table = _store(new_store)
+    store = _store(new_store)
     _fold(store, 0, 0, Event("e0", "u1", NOW - 5, "page_view", "web", session_id="s|1"))
     _fold(store, 0, 1, Event("e1", "u1", NOW - 2, "page_view", "web", session_id="s|1"))
     sent = _flush(store, 0)
     kinds = [key.decode().split("|")[1] for _, key, _ in sent]
     assert kinds == sorted(kinds, key="cdus".index) and kinds.count("s") == 1
-    recover(table, sent)
-    fresh = new_store(table)
-    fresh.rebuild({0})
+    fresh = restored(new_store, sent, {0})
     assert dict(fresh.states[0].sessions) == dict(store.states[0].sessions)
     later = NOW + 33 * 86400  # past every per-user time kept (the longest horizon + 1 d)
     fresh.expire(0, later)
@@ -293,7 +300,7 @@ def test_links_live_in_the_store_are_recovered_and_expire(new_store: NewStore) -
     """Identity links (forward stitching) in the partition's local store (or on the heap
     without one): written with the checkpoint, rebuilt from it, tombstoned after
     LINK_RETENTION, dropped with the partition."""
-    store, table = _store(new_store)
+    store = _store(new_store)
     links = store.links[0]
     links.add("anon:a", 3, "u1", NOW)
     links.add("anon:b", 4, "u2", NOW - 500 * 86400)
@@ -302,9 +309,7 @@ def test_links_live_in_the_store_are_recovered_and_expire(new_store: NewStore) -
     assert sorted(k for _, k, _ in sent if b"|l|" in k) == [b"0|l|anon:a", b"0|l|anon:b"]
     assert len(links) == 2 and links.user_at("anon:a", 5) == "u1"  # read back from records
     assert links.user_at("anon:a", 3) is None and links.user_at("u1", 9) is None
-    recover(table, sent)
-    fresh = new_store(table)
-    fresh.rebuild({0})
+    fresh = restored(new_store, sent, {0})
     assert len(fresh.links[0]) == 2 and fresh.links[0].user_at("anon:b", 9) == "u2"
     fresh.expire(0, NOW)
     gone = [k for _, k, v in fresh.checkpoint(NOW) if b"|l|" in k and v is None]
