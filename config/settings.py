@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="Kafka group session timeout, seconds: how long a dead worker's "
         "partitions wait before moving.",
     )
+    standby_replicas: int = Field(
+        default=0, ge=0, le=1,
+        description="1: every worker also keeps a warm copy of other workers' partitions, "
+        "read from the changelog as it is written, so a failover reads only its tail.",
+    )
     batch_max: int = Field(default=10_000, ge=1, description="Most events folded per batch.")
     batch_seconds: float = Field(
         default=0.1, gt=0, le=5,

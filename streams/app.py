@@ -68,7 +68,7 @@ def create_app(settings: Settings, definitions: Definitions) -> WorkerContext:
         broker_heartbeat_interval=max(0.5, settings.session_timeout / 5),
         broker_commit_interval=settings.commit_interval,
         consumer_auto_offset_reset="earliest",
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,
         stream_buffer_maxsize=max(settings.batch_max * 2, 4096),
         broker_max_poll_records=settings.batch_max,
         producer_linger_ms=20,

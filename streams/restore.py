@@ -22,6 +22,13 @@ Partitions this worker keeps across a rebalance are live: it wrote everything th
 changelog holds, so their persisted offset is the end of the changelog and nothing is
 read for them (Faust's memory store re-read every assigned partition at every
 rebalance).
+
+Standby replicas (``LEADLINE_STANDBY_REPLICAS=1``, Faust's ``table_standby_replicas``):
+Faust assigns each worker standby copies of other workers' changelog partitions and
+reads them as they are written, in the background, through ``apply_changelog_batch``.
+Each is a restore that is never taken live while the other worker owns it; when that
+worker dies and the partition is assigned here, the bulk read starts where the standby
+copy stands, so a failover reads only the changelog's tail.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -58,13 +66,21 @@ class Restorer:
         #: Per partition, the last changelog offset applied (restored or live).
         self.applied: dict[int, int] = {}
 
-    async def on_assignment(self, topic: str, partitions: set[int]) -> dict[int, int]:
-        """Restore the assigned ``partitions`` that are not live to the changelog's end;
-        returns, per partition, the last offset the store holds (-1: none)."""
+    async def on_assignment(self, topic: str, partitions: set[int],
+                            standby: AbstractSet[int] = frozenset()) -> dict[int, int]:
+        """Restore the assigned ``partitions`` that are not live to the changelog's end, and
+        start a restore of each ``standby`` partition that Faust's standby reading then
+        keeps up to date; returns, per partition, the last offset the store holds (-1:
+        none)."""
         store = self.store
-        store.abandon(set(store.restoring) - partitions)
-        for p in set(self.applied) - partitions - set(store.states):
+        standby = set(standby) - partitions
+        store.standby = standby
+        store.abandon(set(store.restoring) - partitions - standby)
+        for p in set(self.applied) - partitions - standby - set(store.states):
             del self.applied[p]
+        for p in standby - set(store.states) - set(store.restoring):
+            store.restore(p)
+            self.applied[p] = -1
         ends = await self._ends(topic, partitions)
         ranges: dict[int, tuple[int, int]] = {}
         for p in partitions:
@@ -78,7 +94,7 @@ class Restorer:
                 ranges[p] = (self.applied[p] + 1, ends[p])
         if ranges:
             await self._read(topic, ranges)
-        return {p: self.applied[p] for p in partitions}
+        return {p: self.applied.get(p, -1) for p in partitions | standby}
 
     def apply(self, p: int, offset: int, key: bytes, value: bytes | None) -> bool:
         """One changelog record read by Faust's recovery; False if it was not needed."""
@@ -163,9 +179,10 @@ class ChangelogStore(memory.Store):
                            newly_assigned: set[TP], generation_id: int = 0) -> None:
         assert self.restorer is not None, "ChangelogStore used without a Restorer"
         topic = self.table.changelog_topic.get_topic_name()
-        actives = {tp.partition for tp in self.app.assignor.assigned_actives()
-                   if tp.topic == topic}
-        self._persisted = await self.restorer.on_assignment(topic, actives)
+        assignor = self.app.assignor
+        actives = {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
+        standby = {tp.partition for tp in assignor.assigned_standbys() if tp.topic == topic}
+        self._persisted = await self.restorer.on_assignment(topic, actives, standby)
 
     def apply_changelog_batch(self, batch: Iterable[EventT], to_key: Any,
                               to_value: Any) -> None:

@@ -163,8 +163,11 @@ class PartitionStore:
         self.dedupers: dict[int, Deduper] = {}
         #: Identity links of each partition (forward stitching of anonymous ids).
         self.links: dict[int, Links] = {}
-        #: Partitions being restored from the changelog, not yet live.
+        #: Partitions being restored from the changelog, not yet live: newly assigned
+        #: ones, and the standby copies of other workers' partitions.
         self.restoring: dict[int, _Restoring] = {}
+        #: The partitions this worker keeps a standby copy of (LEADLINE_STANDBY_REPLICAS).
+        self.standby: set[int] = set()
         self._pruned_at: dict[int, float] = {}
         #: Changelog records not yet handed to a checkpoint, in write order (expiry's
         #: tombstones, and records a failed checkpoint put back).
@@ -219,12 +222,13 @@ class PartitionStore:
 
     def rebuild(self, owned: set[int]) -> set[int]:
         """Align the live partitions with the owned ones: forget those that went elsewhere,
-        take the new ones live from their restore (empty if nothing was restored).
+        take the new ones live from their restore (empty if nothing was restored), drop
+        the restores of partitions neither owned nor standby.
 
         Returns the partitions taken live, which must be republished.
         """
         self.forget(set(self.states) - owned)
-        self.abandon(set(self.restoring) - owned)
+        self.abandon(set(self.restoring) - owned - self.standby)
         new = owned - set(self.states)
         loaded: dict[int, int] = {}
         for p in new:
