@@ -13,11 +13,17 @@ the kernel's page cache, which the kernel reclaims under pressure and which is n
 process's anonymous memory. Index and filter blocks live in that cache too, so they do
 not grow outside it with the data (``docs/performance.md``, "Where the state lives").
 
-The changelog stays the state of record: this store is a cache of it. It is emptied
-when the worker opens it (after taking a lock on the directory, so that a second worker
-given the same ``LEADLINE_DATA_DIR`` fails instead of emptying the first one's), and a
-partition's records are loaded again from the changelog when the partition is assigned
-(``streams/store.py``), so it never holds anything the changelog does not.
+The changelog stays the state of record: this store is a cache of it. A partition's
+records are restored from the changelog when it is assigned (``streams/restore.py``).
+After every confirmed checkpoint the store also holds a *snapshot* of each owned
+partition: its user, session and link records as the changelog holds them, its cells and
+id chunks as last sent, and a mark naming the changelog offset the snapshot is whole up
+to, all in one atomic write. A worker restarted on the same directory (after a crash
+too: the write-ahead log is on) restores a partition assigned to it again from its
+snapshot plus the changelog's tail from that offset. A mark is deleted before the
+records it covers change, so a crash in between leaves no mark and the partition is
+restored from the changelog alone. The directory is locked: a second worker given the
+same ``LEADLINE_DATA_DIR`` fails instead of writing into the first one's store.
 
 Keys: ``kind (1 byte) | partition (2 bytes, big-endian) | key``, so a partition's
 records of a kind are one contiguous range, dropped with one range delete on revoke.
@@ -27,10 +33,11 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import orjson
 from rocksdict import (
     BlockBasedIndexType,
     BlockBasedOptions,
@@ -41,18 +48,31 @@ from rocksdict import (
     ReadOptions,
     WriteBatch,
     WriteBufferManager,
-    WriteOptions,
 )
 
 USERS = b"u"
 SESSIONS = b"s"
 LINKS = b"l"
+#: Kept only as a snapshot's (``streams/store.py``): cells and id chunks live in memory.
+CELLS = b"c"
+CHUNKS = b"d"
+#: One mark per partition whose snapshot is whole (``LocalStore.write_snapshot``).
+_MARKS = b"m"
+
+#: The layout of keys and values; a store of another layout is emptied when opened.
+FORMAT = b"leadline-local-1"
+_FORMAT_KEY = b"\x00format"
 
 #: The local store's cache takes this share of LEADLINE_MEMORY_BUDGET.
 BUDGET_SHARE = 0.25
 
 #: Memtable size: records reach a sorted file after this many bytes of writes.
 _WRITE_BUFFER = 8 << 20
+
+
+def _next_prefix(prefix: bytes) -> bytes:
+    """The smallest key after every key that starts with ``prefix``."""
+    return (int.from_bytes(prefix, "big") + 1).to_bytes(len(prefix), "big")
 
 
 class StoreInUse(RuntimeError):
@@ -67,10 +87,13 @@ class LocalStore:
         self.cache_bytes = cache_bytes
         self._db: Rdict | None = None
         self._lock: IO[str] | None = None
+        #: Partition -> the mark of its whole snapshot, as found when opened.
+        self.snapshots: dict[int, dict[str, Any]] = {}
 
     def open(self) -> None:
-        """Lock the directory, empty it and open the database (once; ``records`` opens
-        it too). Fails with :class:`StoreInUse` when another process holds it."""
+        """Lock the directory and open the database (once; ``records`` opens it too),
+        reading the marks of the snapshots a previous process left in it (:attr:`snapshots`).
+        Fails with :class:`StoreInUse` when another process holds it."""
         if self._db is not None:
             return
         path = self.path
@@ -83,9 +106,16 @@ class LocalStore:
             raise StoreInUse(f"{path} is in use by another process: two workers with one "
                              "LEADLINE_DATA_DIR?") from None
         self._lock = lock
-        # A cache of the changelog: what a previous process left is not trusted.
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
+        self._db = self._open_db()
+        if self._db.get(_FORMAT_KEY) != FORMAT:  # new, or written by another version
+            self._db.close()
+            shutil.rmtree(path, ignore_errors=True)
+            self._db = self._open_db()
+            self._db.put(_FORMAT_KEY, FORMAT)
+        self.snapshots = self._read_snapshots()
+
+    def _open_db(self) -> Rdict:
+        self.path.mkdir(parents=True, exist_ok=True)
         self._cache = Cache(self.cache_bytes)
         table = BlockBasedOptions()
         table.set_block_cache(self._cache)
@@ -107,18 +137,67 @@ class LocalStore:
         options.set_write_buffer_size(min(_WRITE_BUFFER, max(self.cache_bytes // 8, 1 << 20)))
         options.set_max_write_buffer_number(2)
         options.set_compression_type(DBCompressionType.lz4())
-        self._db = Rdict(str(path), options)
-        # The changelog is the durable copy, and the store is emptied at every open: a
-        # write-ahead log would only cost a second write of every record.
-        writes = WriteOptions()
-        writes.disable_wal = True  # type: ignore[method-assign,assignment]  # a property
-        self._db.set_write_options(writes)
+        # The write-ahead log stays on (not synced): a snapshot must survive a crash of
+        # the process, which loses the memtables.
+        return Rdict(str(self.path), options)
 
-    def records(self, kind: bytes, partition: int) -> PartitionRecords:
-        """Partition ``partition``'s records of ``kind``, as a mapping of str to bytes."""
+    def _read_snapshots(self) -> dict[int, dict[str, Any]]:
+        assert self._db is not None
+        bound = ReadOptions()
+        bound.set_iterate_upper_bound(_next_prefix(_MARKS))
+        out = {}
+        for raw, value in self._db.items(from_key=_MARKS, read_opt=bound):
+            assert isinstance(raw, bytes)  # raw mode: the stub's key type is any key
+            out[int.from_bytes(raw[1:3], "big")] = orjson.loads(value)
+        return out
+
+    def snapshot_entries(self, kind: bytes, partition: int) -> Iterator[tuple[str, bytes]]:
+        """The records of ``kind`` a snapshot of ``partition`` holds (cells, id chunks)."""
         self.open()
         assert self._db is not None
-        return PartitionRecords(self._db, kind + partition.to_bytes(2, "big"))
+        return PartitionRecords(self._db, kind + partition.to_bytes(2, "big"), 0).items()
+
+    def write_snapshot(self, entries: Iterable[tuple[bytes, int, str, bytes | None]],
+                       marks: Mapping[int, dict[str, Any]]) -> None:
+        """In one atomic write: records (kind, partition, key, value or None to delete)
+        and the marks saying which partitions' snapshots are whole, and up to where."""
+        assert self._db is not None
+        batch = WriteBatch(raw_mode=True)
+        for kind, p, key, value in entries:
+            raw = kind + p.to_bytes(2, "big") + key.encode()
+            if value is None:
+                batch.delete(raw)
+            else:
+                batch.put(raw, value)
+        for p, mark in marks.items():
+            batch.put(_MARKS + p.to_bytes(2, "big"), orjson.dumps(mark))
+        self._db.write(batch)
+
+    def invalidate(self, partitions: Iterable[int]) -> None:
+        """Mark these partitions' snapshots as not whole (before their records change)."""
+        assert self._db is not None
+        batch = WriteBatch(raw_mode=True)
+        for p in partitions:
+            batch.delete(_MARKS + p.to_bytes(2, "big"))
+        self._db.write(batch)
+
+    def drop(self, partition: int) -> None:
+        """Delete everything held for ``partition``: its snapshot mark and every range."""
+        self.open()
+        assert self._db is not None
+        self.snapshots.pop(partition, None)
+        self.invalidate([partition])
+        for kind in (USERS, SESSIONS, LINKS, CELLS, CHUNKS):
+            prefix = kind + partition.to_bytes(2, "big")
+            self._db.delete_range(prefix, _next_prefix(prefix))
+
+    def records(self, kind: bytes, partition: int, count: int | None = None
+                ) -> PartitionRecords:
+        """Partition ``partition``'s records of ``kind``, as a mapping of str to bytes:
+        emptied, or, given their ``count`` (a snapshot's), kept as they are."""
+        self.open()
+        assert self._db is not None
+        return PartitionRecords(self._db, kind + partition.to_bytes(2, "big"), count)
 
     def memory(self) -> int:
         """Bytes of RAM the store holds: its block cache, memtables included."""
@@ -146,12 +225,13 @@ class PartitionRecords(MutableMapping[str, bytes]):
     write goes through this object, and the prefix is empty when it is created.
     """
 
-    def __init__(self, db: Rdict, prefix: bytes) -> None:
+    def __init__(self, db: Rdict, prefix: bytes, count: int | None = None) -> None:
         self._db = db
         self._prefix = prefix
-        self._end = (int.from_bytes(prefix, "big") + 1).to_bytes(len(prefix), "big")
-        self._db.delete_range(prefix, self._end)
-        self._count = 0
+        self._end = _next_prefix(prefix)
+        if count is None:
+            self._db.delete_range(prefix, self._end)
+        self._count = count or 0
 
     def _key(self, key: str) -> bytes:
         return self._prefix + key.encode()

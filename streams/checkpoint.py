@@ -29,9 +29,11 @@ from leadline.streams.store import is_stamped_record
 Records = list[tuple[int, bytes, bytes | None]]
 
 
-async def send_in_order(send: Callable[[Records], Awaitable[None]], records: Records) -> None:
+async def send_in_order(send: Callable[[Records], Awaitable[dict[int, int]]],
+                        records: Records) -> dict[int, int]:
     """Send a checkpoint's records in two confirmed steps: first everything but the user
     records, then, once the broker has confirmed all of that, the user and session records.
+    Returns what ``send`` returned for the last step that sent to each partition.
 
     A restored user stamp says that every cell its offset touched holds it
     (``streams/store.py``). One send may span several producer batches, and a failed
@@ -40,10 +42,12 @@ async def send_in_order(send: Callable[[Records], Awaitable[None]], records: Rec
     """
     first = [r for r in records if not is_stamped_record(r[1])]
     users = [r for r in records if is_stamped_record(r[1])]
+    offsets: dict[int, int] = {}
     if first:
-        await send(first)
+        offsets |= await send(first)
     if users:
-        await send(users)
+        offsets |= await send(users)
+    return offsets
 
 
 async def checkpoint(worker: WorkerContext, changelog_topic: str) -> None:
@@ -58,14 +62,16 @@ async def checkpoint(worker: WorkerContext, changelog_topic: str) -> None:
         records = store.checkpoint(time.time())
         acks, worker.unacked = worker.unacked, []
         try:
+            last_batches: dict[int, int] = {}
             if records:  # (a batch of duplicates only changes nothing)
                 producer = kafka_producer(app)
-                await send_in_order(
+                last_batches = await send_in_order(
                     lambda part: send_changelog(producer, changelog_topic, part), records)
         except BaseException:
             store.unsent(records)
             worker.unacked[:0] = acks
             raise
+        store.confirmed(records, last_batches)
         generation = app.consumer_generation_id
         consumer: Any = app.consumer
         for acked_in, tp, offsets in acks:

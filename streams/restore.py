@@ -56,6 +56,11 @@ FETCH_BYTES = 16 << 20
 #: How often a long restore logs its progress (s).
 PROGRESS_EVERY = 10.0
 
+#: A local snapshot older than this is not used: a compacted changelog keeps tombstones
+#: only for a while (Kafka's ``delete.retention.ms``, 24 h by default), so the snapshot
+#: could miss the deletion of a record it holds.
+SNAPSHOT_MAX_AGE = 12 * 3600.0
+
 
 class Restorer:
     """Restores newly assigned partitions of ``topic`` (the changelog) into ``store``."""
@@ -73,35 +78,54 @@ class Restorer:
         keeps up to date; returns, per partition, the last offset the store holds (-1:
         none)."""
         store = self.store
+        store.changelog = topic
         standby = set(standby) - partitions
         store.standby = standby
         store.abandon(set(store.restoring) - partitions - standby)
+        store.drop_snapshots(partitions | standby)
         for p in set(self.applied) - partitions - standby - set(store.states):
             del self.applied[p]
+        ends = await self._ends(topic, partitions | standby)
         for p in standby - set(store.states) - set(store.restoring):
-            store.restore(p)
-            self.applied[p] = -1
-        ends = await self._ends(topic, partitions)
+            self._start(p, topic, ends[p])
         ranges: dict[int, tuple[int, int]] = {}
         for p in partitions:
             if p in store.states:
                 self.applied[p] = ends[p] - 1  # it wrote them
                 continue
             if p not in store.restoring:
-                self.applied[p] = -1
-            store.restore(p)
+                self._start(p, topic, ends[p])
             if self.applied[p] + 1 < ends[p]:
                 ranges[p] = (self.applied[p] + 1, ends[p])
         if ranges:
             await self._read(topic, ranges)
         return {p: self.applied.get(p, -1) for p in partitions | standby}
 
+    def _start(self, p: int, topic: str, end: int) -> None:
+        """Start restoring ``p``: from its local snapshot if it has a usable one (of this
+        changelog, which reaches the snapshot's offset, recent enough that no tombstone
+        it needs can have been compacted away), else from the beginning."""
+        restoring = self.store.restore(p)
+        mark = restoring.snapshot
+        if mark is not None and not (mark["changelog"] == topic and mark["offset"] <= end
+                                     and time.time() - mark["at"] < SNAPSHOT_MAX_AGE):
+            log.info("partition %d: local snapshot not usable (%s at offset %d, changelog "
+                     "end %d); restoring from the changelog", p, mark["changelog"],
+                     mark["offset"], end)
+            self.store.abandon({p})
+            restoring, mark = self.store.restore(p), None
+        if mark is not None:
+            log.info("partition %d: local snapshot of changelog offset %d (%d users); "
+                     "reading the changelog from there", p, mark["offset"], mark["counts"]["u"])
+        self.applied[p] = restoring.offset = mark["offset"] - 1 if mark else -1
+
     def apply(self, p: int, offset: int, key: bytes, value: bytes | None) -> bool:
         """One changelog record read by Faust's recovery; False if it was not needed."""
         if offset <= self.applied.get(p, -1) or p not in self.store.restoring:
             return False
-        self.store.restoring[p].apply(key, value)
-        self.applied[p] = offset
+        restoring = self.store.restoring[p]
+        restoring.apply(key, value)
+        self.applied[p] = restoring.offset = offset
         return True
 
     async def _ends(self, topic: str, partitions: set[int]) -> dict[int, int]:
@@ -142,6 +166,7 @@ class Restorer:
                         if record.key is not None:
                             restoring.apply(record.key, record.value)
                         self.applied[p] = record.offset
+                    restoring.offset = self.applied[p]
                     records += len(batch)
                     if batch and batch[-1].offset >= end - 1:
                         pending.discard(tp)

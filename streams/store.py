@@ -29,15 +29,17 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from leadline.aggregators.dedupe import HORIZON, Deduper
 from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
-from leadline.state.local import LINKS, SESSIONS, USERS, LocalStore
+from leadline.state.local import CELLS, CHUNKS, LINKS, SESSIONS, USERS, LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +93,20 @@ class _Restoring:
     """
 
     def __init__(self, state: PartitionState, deduper: Deduper, links: Links,
-                 spill: Path | None) -> None:
+                 spill: Path | None, snapshot: dict[str, Any] | None = None) -> None:
         self.state, self.deduper, self.links, self.spill = state, deduper, links, spill
+        #: The mark of the local snapshot this restore started from, if any: the
+        #: changelog is read from its offset on (``streams/restore.py``).
+        self.snapshot = snapshot
         self.targets: dict[str, MutableMapping[str, bytes]] = {
             "u": state.users, "s": state.sessions, "l": links.records}
         self.pending: dict[str, dict[str, bytes | None]] = {kind: {} for kind in self.targets}
         self.cells: dict[str, bytes] = {}
         self.chunks: dict[bytes, tuple[int, bytes]] = {}
+        #: Cells and id chunks changed by :meth:`apply`: what the local snapshot lacks.
+        self.unsaved: set[tuple[bytes, str]] = set()
+        #: The last changelog offset applied (kept by the restorer), -1 for none.
+        self.offset = -1
         self.records = 0
 
     def apply(self, key: bytes, value: bytes | None) -> None:
@@ -110,6 +119,7 @@ class _Restoring:
                 self.cells.pop(rest, None)
             else:
                 self.cells[rest] = value
+            self.unsaved.add((CELLS, rest))
         elif kind in self.pending:
             batch = self.pending[kind]
             batch[rest] = value
@@ -120,12 +130,32 @@ class _Restoring:
                 self.chunks.pop(key, None)
             else:
                 self.chunks[key] = (int(rest.split("|")[0]), value)
+            self.unsaved.add((CHUNKS, rest))
+
+    def load_snapshot(self, p: int, local: LocalStore) -> None:
+        """Take the cells and id chunks of ``p``'s local snapshot (users, sessions and
+        links are read where they are)."""
+        for rest, value in local.snapshot_entries(CELLS, p):
+            self.cells[rest] = value
+        for rest, value in local.snapshot_entries(CHUNKS, p):
+            self.chunks[f"{p}|d|{rest}".encode()] = (int(rest.split("|")[0]), value)
+
+    def unsaved_entries(self, p: int) -> list[tuple[bytes, int, str, bytes | None]]:
+        """The cells and id chunks the local snapshot lacks, as snapshot entries."""
+        out: list[tuple[bytes, int, str, bytes | None]] = []
+        for kind, rest in self.unsaved:
+            if kind == CELLS:
+                out.append((kind, p, rest, self.cells.get(rest)))
+            else:
+                chunk = self.chunks.get(f"{p}|d|{rest}".encode())
+                out.append((kind, p, rest, None if chunk is None else chunk[1]))
+        return out
 
     def finish(self) -> dict[int, list[bytes]]:
         """Decode the cells, flush the batches and load the id chunks; returns the chunk
         keys by hour."""
-        for key, value in self.cells.items():
-            self.state.load(parse_key(key), value)
+        for rest, value in self.cells.items():
+            self.state.load(parse_key(rest), value)
         self.cells.clear()
         for kind, batch in self.pending.items():
             _write_batch(self.targets[kind], batch)
@@ -137,10 +167,9 @@ class _Restoring:
         return chunk_keys
 
     def abandon(self) -> None:
-        """Drop what was restored: the local store's ranges and the id files."""
-        self.state.users.clear()
-        self.state.sessions.clear()
-        self.links.records.clear()
+        """Drop what was restored: the records and the id files."""
+        for records in self.targets.values():
+            records.clear()
         if self.spill is not None:
             shutil.rmtree(self.spill, ignore_errors=True)
 
@@ -176,6 +205,11 @@ class PartitionStore:
         self.restoring: dict[int, _Restoring] = {}
         #: The partitions this worker keeps a standby copy of (LEADLINE_STANDBY_REPLICAS).
         self.standby: set[int] = set()
+        #: Per live partition, the changelog offset its local snapshot is whole up to
+        #: (the offset after the last record it holds; ``state/local.py``).
+        self._snapshot_at: dict[int, int] = {}
+        #: The changelog topic, named in the snapshots' marks (set by the restorer).
+        self.changelog = ""
         self._pruned_at: dict[int, float] = {}
         #: Changelog records not yet handed to a checkpoint, in write order (expiry's
         #: tombstones, and records a failed checkpoint put back).
@@ -186,10 +220,10 @@ class PartitionStore:
         self._chunk_keys: dict[int, dict[int, list[bytes]]] = {}
 
     def open(self) -> None:
-        """Take the worker's local files: lock and empty the local store, and empty the
-        id files a previous process left (``LocalStore.open`` fails if another process
-        holds them). The worker calls it at start; the first restore opens the store
-        anyway."""
+        """Take the worker's local files: lock and open the local store (with the
+        snapshots a previous process left), and empty the id files it left
+        (``LocalStore.open`` fails if another process holds them). The worker calls it at
+        start; the first restore opens the store anyway."""
         if self.local is not None:
             self.local.open()
         if self.ids is not None:
@@ -210,16 +244,30 @@ class PartitionStore:
             spill = None
             if self.ids is not None:
                 spill = self.ids / f"{p}.{next(self._incarnations)}"
-            if self.local is None:
+            local, snapshot = self.local, None
+            if local is None:
                 state = PartitionState(self.definitions)
                 links = Links()
             else:
-                state = PartitionState(self.definitions, self.local.records(USERS, p),
-                                       self.local.records(SESSIONS, p))
-                links = Links(self.local.records(LINKS, p))
+                snapshot = local.snapshots.pop(p, None)
+                if snapshot is None:
+                    local.drop(p)
+                counts = snapshot["counts"] if snapshot else {}
+                state = PartitionState(self.definitions, local.records(USERS, p, counts.get("u")),
+                                       local.records(SESSIONS, p, counts.get("s")))
+                links = Links(local.records(LINKS, p, counts.get("l")))
             restoring = self.restoring[p] = _Restoring(
-                state, Deduper(self.horizon, spill), links, spill)
+                state, Deduper(self.horizon, spill), links, spill, snapshot)
+            if local is not None and snapshot is not None:
+                restoring.load_snapshot(p, local)
         return restoring
+
+    def drop_snapshots(self, keep: set[int]) -> None:
+        """Delete the local snapshots of partitions other than ``keep``: another worker
+        owns them now, and one that comes back later is restored afresh."""
+        if self.local is not None:
+            for p in set(self.local.snapshots) - keep:
+                self.local.drop(p)
 
     def abandon(self, partitions: set[int]) -> None:
         """Drop the restores of partitions that were not assigned after all."""
@@ -227,6 +275,8 @@ class PartitionStore:
             restoring = self.restoring.pop(p, None)
             if restoring is not None:
                 restoring.abandon()
+                if self.local is not None:
+                    self.local.drop(p)  # its snapshot and every range
 
     def rebuild(self, owned: set[int]) -> set[int]:
         """Align the live partitions with the owned ones: forget those that went elsewhere,
@@ -242,6 +292,7 @@ class PartitionStore:
         for p in new:
             restoring = self.restore(p)
             del self.restoring[p]
+            unsaved = restoring.unsaved_entries(p) if self.local is not None else []
             self._chunk_keys[p] = restoring.finish()
             self.states[p] = restoring.state
             self.dedupers[p] = restoring.deduper
@@ -249,6 +300,10 @@ class PartitionStore:
             if restoring.spill is not None:
                 self._spill_dirs[p] = restoring.spill
             loaded[p] = restoring.records
+            if self.local is not None:
+                # The local snapshot: the changelog up to the last offset applied.
+                self._snapshot_at[p] = restoring.offset + 1
+                self.local.write_snapshot(unsaved, {p: self._mark(p)})
         if new:
             log.info("partitions %s live (%s changelog records restored)", sorted(new), loaded)
         return new
@@ -260,6 +315,9 @@ class PartitionStore:
             if state is not None:
                 state.users.clear()  # the local store's records of p
                 state.sessions.clear()
+                if self.local is not None:
+                    self.local.drop(p)  # and its snapshot
+            self._snapshot_at.pop(p, None)
             self.dedupers.pop(p, None)
             spill = self._spill_dirs.pop(p, None)
             if spill is not None:
@@ -293,7 +351,11 @@ class PartitionStore:
         its links.
 
         The order is what makes a restored user stamp trustworthy (see the module doc).
+        Taking users, sessions and links writes them to the local store, so the local
+        snapshots are marked as not whole until :meth:`confirmed`.
         """
+        if self.local is not None:
+            self.local.invalidate(self.states)
         for p, state in self.states.items():
             hour = self.dedupers[p].generation_start(now)
             for key, data in self._unwritten.pop(p, {}).items():
@@ -310,6 +372,30 @@ class PartitionStore:
             for anon, link_data in self.links[p].take_dirty().items():
                 self._write(p, link_table_key(p, anon), link_data)
         return self._take_outbox()
+
+    def confirmed(self, records: list[tuple[int, bytes, bytes | None]],
+                  offsets: dict[int, int]) -> None:
+        """The broker confirmed every record of a checkpoint; ``offsets``: per partition,
+        the offset after the last record it took. Brings the local
+        snapshots level with the changelog: the checkpoint's cells and id chunks, and a
+        mark per live partition, in one atomic write."""
+        if self.local is None:
+            return
+        entries = []
+        for p, key, value in records:
+            _, kind, rest = key.decode().split("|", 2)
+            if kind in ("c", "d") and p in self.states:
+                entries.append((kind.encode(), p, rest, value))
+        for p, offset in offsets.items():
+            if p in self._snapshot_at:
+                self._snapshot_at[p] = offset
+        self.local.write_snapshot(entries, {p: self._mark(p) for p in self.states})
+
+    def _mark(self, p: int) -> dict[str, Any]:
+        links = self.links[p].records
+        return {"offset": self._snapshot_at[p], "changelog": self.changelog, "at": time.time(),
+                "counts": {"u": len(self.states[p].users), "s": len(self.states[p].sessions),
+                           "l": len(links)}}
 
     def unsent(self, records: list[tuple[int, bytes, bytes | None]]) -> None:
         """Put back checkpoint records the broker did not confirm, ahead of newer ones."""
@@ -335,6 +421,8 @@ class PartitionStore:
                 self._write(p, chunk_key, None)
         if now - self._pruned_at.get(p, 0.0) >= USER_PRUNE_INTERVAL:
             self._pruned_at[p] = now
+            if self.local is not None:
+                self.local.invalidate([p])  # pruning rewrites users in the local store
             for identity, data in state.prune_users(now).items():
                 self._write(p, user_table_key(p, identity), data)
             for session in state.prune_sessions(now):

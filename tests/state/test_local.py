@@ -1,4 +1,5 @@
-"""The local state store (RocksDB): a mapping per partition, a cache bounded in RAM.
+"""The local state store (RocksDB): a mapping per partition, a cache bounded in RAM,
+snapshots that survive a crash only while their mark says they are whole.
 
 Checked against plain dicts: every sequence of writes leaves the same records, and a
 partition's users folded through it give the same cells, users and prunes as in memory.
@@ -6,15 +7,19 @@ partition's users folded through it give the same cells, users and prunes as in 
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rocksdict import Rdict
 
 from leadline.aggregators.partition import PartitionState
-from leadline.state.local import USERS, LocalStore, StoreInUse
+from leadline.state.local import CELLS, USERS, LocalStore, StoreInUse
 from tests.aggregators.test_catalog_fold import NOW, D, decoded
 
 
@@ -76,18 +81,53 @@ def test_partition_records_behave_like_dicts(local: LocalStore, ops: list) -> No
         assert view.get("\x00absent") is None and "\x00absent" not in view
 
 
-def test_opening_empties_what_a_previous_process_left(tmp_path: Path) -> None:
-    """The store is a cache of the changelog: nothing from before the open is trusted."""
-    first = LocalStore(tmp_path / "state", 8 << 20)
-    first.records(USERS, 1).update({"u": b"x"})
-    first.close()
-    # a view empties its own key range anyway: what must go is the directory itself
-    planted = tmp_path / "state" / "left-by-a-previous-process"
+def test_a_store_of_another_layout_is_emptied_when_opened(tmp_path: Path) -> None:
+    """What a previous version left (no format key) is not read as a snapshot."""
+    old = Rdict(str(tmp_path / "state"))
+    old.put(b"u\x00\x01u", b"x")
+    old.put(b"m\x00\x01", b'{"offset": 3}')
+    old.close()
+    planted = tmp_path / "state" / "left-by-a-previous-version"
     planted.write_bytes(b"x")
     again = LocalStore(tmp_path / "state", 8 << 20)
     again.open()
-    assert not planted.exists()
-    assert list(again.records(USERS, 1).items()) == []
+    assert not planted.exists() and again.snapshots == {}
+    assert list(again.records(USERS, 1, 1).items()) == []
+    again.close()
+
+
+_CRASHING_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from leadline.state.local import CELLS, USERS, LocalStore
+store = LocalStore(Path(sys.argv[1]), 8 << 20)
+store.records(USERS, 1).update({"kept": b"u1"})
+store.write_snapshot([(CELLS, 1, "users/300/0", b"cell")],
+                     {1: {"offset": 7, "counts": {"u": 1}}})
+store.invalidate([2])
+if sys.argv[2] == "then-change":  # a checkpoint begins: the mark goes before the records
+    store.invalidate([1])
+    store.records(USERS, 1, 1).update({"kept": b"u2"})
+os.kill(os.getpid(), signal.SIGKILL)  # no close: only the write-ahead log has them
+"""
+
+
+@pytest.mark.parametrize("after", ["nothing", "then-change"])
+def test_a_snapshot_survives_a_crash_with_its_mark_and_only_while_it_holds(
+        tmp_path: Path, after: str) -> None:
+    crashed = subprocess.run([sys.executable, "-c", _CRASHING_WRITER, str(tmp_path / "s"),
+                              after], check=False)
+    assert crashed.returncode == -signal.SIGKILL
+    again = LocalStore(tmp_path / "s", 8 << 20)
+    again.open()
+    if after == "nothing":
+        assert again.snapshots == {1: {"offset": 7, "counts": {"u": 1}}}
+        assert list(again.snapshot_entries(CELLS, 1)) == [("users/300/0", b"cell")]
+        assert dict(again.records(USERS, 1, 1).items()) == {"kept": b"u1"}
+    else:
+        assert again.snapshots == {}                       # changed after: not whole
+    again.drop(1)
+    assert list(again.snapshot_entries(CELLS, 1)) == [] and again.snapshots == {}
     again.close()
 
 

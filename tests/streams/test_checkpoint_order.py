@@ -27,12 +27,14 @@ def test_user_records_are_recognised_by_their_key() -> None:
 def test_users_go_in_a_second_send_after_the_first_was_confirmed() -> None:
     sent: list[Records] = []
 
-    async def send(part: Records) -> None:
+    async def send(part: Records) -> dict[int, int]:
         sent.append(part)
+        return {p: 100 * len(sent) + p for p, _, _ in part}  # the offset after the last
 
-    asyncio.run(send_in_order(send, RECORDS))
+    offsets = asyncio.run(send_in_order(send, RECORDS))
     assert sent == [[RECORDS[0], RECORDS[1], RECORDS[3], RECORDS[4]],
                     [RECORDS[2], RECORDS[5]]]
+    assert offsets == {0: 200, 1: 201}  # each partition's last batch
 
 
 def test_a_failed_first_send_sends_no_user_record() -> None:
@@ -40,7 +42,7 @@ def test_a_failed_first_send_sends_no_user_record() -> None:
     user stamp would claim cells that do not hold its events."""
     sent: list[Records] = []
 
-    async def send(part: Records) -> None:
+    async def send(part: Records) -> dict[int, int]:
         sent.append(part)
         raise ConnectionError("a batch of the first send failed")
 
