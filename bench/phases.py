@@ -247,8 +247,10 @@ def _difference(expected: Samples, got: Samples) -> dict[str, Any]:
 def memory_and_recovery(ctx: Context, users: int, equal_timeout: float = 120.0
                         ) -> dict[str, Any]:
     """Peak RSS of a worker holding ``users`` distinct users over 30 days; then SIGKILL it
-    and time a new worker to /healthz 200 and to identical product metrics, first with the
-    Redis view intact, then with the view deleted too (rebuilt from the changelog)."""
+    and time a worker to /healthz 200 and to identical product metrics, three times: one
+    restarted on the killed worker's data dir (its local snapshots), then a new worker with
+    an empty data dir (another host), with the Redis view intact, then with the view
+    deleted too (rebuilt from the changelog)."""
     topic = f"users-{uuid.uuid4().hex[:6]}"
     t = time.time()
     preload(ctx.bootstrap, topic, ctx.partitions,
@@ -266,7 +268,7 @@ def memory_and_recovery(ctx: Context, users: int, equal_timeout: float = 120.0
             "processing_events_per_s": run["events_per_s"],
             "active_users_30d_estimate": round(active), "load": load(),
         }
-        for variant in ("view_kept", "view_lost"):
+        for variant in ("same_host", "view_kept", "view_lost"):
             victim = fleet.procs[-1]
             victim.kill()
             killed = time.time()
@@ -276,7 +278,10 @@ def memory_and_recovery(ctx: Context, users: int, equal_timeout: float = 120.0
                 if keys:
                     client.delete(*keys)
                 client.close()
-            proc = fleet.leadline(f"r-{variant}", probe=False).start()
+            # same_host: on the killed worker's data dir (its local snapshots); else a
+            # new one, as on another host.
+            name = victim.name if variant == "same_host" else f"r-{variant}"
+            proc = fleet.leadline(name, probe=False).start()
             ready = proc.wait_healthy(timeout=600)
             equal, last = _wait_equal(proc, before, timeout=equal_timeout)
             out[f"recovery_{variant}"] = {

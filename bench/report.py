@@ -87,13 +87,15 @@ def summary(r: dict[str, Any]) -> list[dict[str, Any]]:
                          s["median_s"], f"{s['median_s']} s (runs: {runs})",
                          f"<= {TARGETS['ready_s']:.0f} s", s["median_s"] <= TARGETS["ready_s"],
                          s["load"]))
-    variants = (("view_kept", "Redis view kept"), ("view_lost", "Redis view deleted too"))
-    for variant, text in variants:
+    variants = (("same_host", "worker restarted on its data dir", "Redis view kept"),
+                ("view_kept", "new worker", "Redis view kept"),
+                ("view_lost", "new worker", "Redis view deleted too"))
+    for variant, who, text in variants:
         rec = r.get(f"recovery_{variant}")
         if rec:
-            rows.append(_row(f"SIGKILL -> new worker /healthz 200, {text}", rec["to_ready_s"],
+            rows.append(_row(f"SIGKILL -> {who} /healthz 200, {text}", rec["to_ready_s"],
                              f"{rec['to_ready_s']} s", "", None, rec["load"]))
-            rows.append(_row(f"SIGKILL -> product metrics equal to before, {text}",
+            rows.append(_row(f"SIGKILL -> {who}: product metrics equal to before, {text}",
                              rec["to_metrics_equal_s"], f"{rec['to_metrics_equal_s']} s "
                              f"(peak RSS {rec['peak_rss_bytes'] / MB:,.0f} MB)", "", None,
                              rec["load"]))

@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _say(f"memory with {users} distinct users, then SIGKILL recovery")
         result.update(timed("memory_and_recovery", phases.memory_and_recovery, ctx, users))
         _say(f"  peak RSS {result['memory']['peak_rss_bytes'] / 2**20:.0f} MiB; "
-             f"recovery {result['recovery_view_kept']} / {result['recovery_view_lost']}")
+             f"recovery {result['recovery_same_host']} / {result['recovery_view_kept']} / "
+             f"{result['recovery_view_lost']}")
     result["duration_s"] = round(time.time() - started)
     result["summary"] = report.summary(result)
     logs = args.out.parent / "logs"  # the workers' logs, for a closer look (not committed)

@@ -63,7 +63,7 @@ def test_freshness_memory_startup_and_recovery_are_measured(result: dict) -> Non
     assert result["memory"]["peak_rss_bytes"] > 0
     assert result["memory"]["active_users_30d_estimate"] > 0
     assert len(result["startup"]["runs"]) == 1
-    for variant in ("view_kept", "view_lost"):
+    for variant in ("same_host", "view_kept", "view_lost"):
         rec = result[f"recovery_{variant}"]
         assert {"to_ready_s", "to_metrics_equal_s", "peak_rss_bytes", "load"} <= set(rec)
 
