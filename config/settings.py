@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("var/worker"),
         description="This worker's own directory: Faust's data, the local state store "
-        "(`state/`, per-user records) and past hours' event ids (`ids/`); emptied at every "
-        "start, refilled from the changelog.",
+        "(`state/`, per-user records and a snapshot of each owned partition, kept across "
+        "restarts) and past hours' event ids (`ids/`, emptied at every start).",
     )
     dedupe_horizon: str = Field(
         default="24h",
