@@ -158,11 +158,18 @@ class LocalStore:
         return PartitionRecords(self._db, kind + partition.to_bytes(2, "big"), 0).items()
 
     def write_snapshot(self, entries: Iterable[tuple[bytes, int, str, bytes | None]],
-                       marks: Mapping[int, dict[str, Any]]) -> None:
-        """In one atomic write: records (kind, partition, key, value or None to delete)
-        and the marks saying which partitions' snapshots are whole, and up to where."""
+                       marks: Mapping[int, dict[str, Any]],
+                       held: Iterable[PartitionRecords] = (),
+                       invalid: Iterable[int] = ()) -> None:
+        """In one atomic write: records (kind, partition, key, value or None to delete),
+        the writes ``held`` by these mappings, the marks saying which partitions'
+        snapshots are whole and up to where, and the deletion of the ``invalid`` ones."""
         assert self._db is not None
         batch = WriteBatch(raw_mode=True)
+        for p in invalid:
+            batch.delete(_MARKS + p.to_bytes(2, "big"))
+        for records in held:
+            records.release(batch)
         for kind, p, key, value in entries:
             raw = kind + p.to_bytes(2, "big") + key.encode()
             if value is None:
@@ -222,7 +229,9 @@ class PartitionRecords(MutableMapping[str, bytes]):
     """The records under one key prefix: str keys (utf-8), bytes values.
 
     ``len`` is counted here, not read from RocksDB (which only estimates it): every
-    write goes through this object, and the prefix is empty when it is created.
+    write goes through this object, and the prefix is empty when it is created (or its
+    count is given). While :meth:`hold` is in effect, writes wait here, readable, until
+    :meth:`release` puts them in a write batch of the caller's (a snapshot's).
     """
 
     def __init__(self, db: Rdict, prefix: bytes, count: int | None = None) -> None:
@@ -232,32 +241,51 @@ class PartitionRecords(MutableMapping[str, bytes]):
         if count is None:
             self._db.delete_range(prefix, self._end)
         self._count = count or 0
+        self._held: dict[bytes, bytes | None] | None = None
 
     def _key(self, key: str) -> bytes:
         return self._prefix + key.encode()
 
+    def _read(self, raw: bytes) -> bytes | None:
+        held = self._held
+        if held is not None and raw in held:
+            return held[raw]
+        return self._db.get(raw)  # type: ignore[no-any-return]
+
+    def hold(self) -> None:
+        """Keep the writes from now on here until :meth:`release`."""
+        if self._held is None:
+            self._held = {}
+
+    def release(self, batch: WriteBatch) -> None:
+        """Put the writes held since :meth:`hold` into ``batch``; write directly again."""
+        for raw, value in (self._held or {}).items():
+            if value is None:
+                batch.delete(raw)
+            else:
+                batch.put(raw, value)
+        self._held = None
+
     def __getitem__(self, key: str) -> bytes:
-        value = self._db.get(self._key(key))
+        value = self._read(self._key(key))
         if value is None:
             raise KeyError(key)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        value = self._db.get(self._key(key))
-        return default if value is None else value  # type: ignore[no-any-return]
+        value = self._read(self._key(key))
+        return default if value is None else value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._db.get(self._key(key)) is not None
+        return isinstance(key, str) and self._read(self._key(key)) is not None
 
     def __setitem__(self, key: str, value: bytes) -> None:
         self.update({key: value})
 
     def __delitem__(self, key: str) -> None:
-        raw = self._key(key)
-        if self._db.get(raw) is None:
+        if key not in self:
             raise KeyError(key)
-        self._db.delete(raw)
-        self._count -= 1
+        self.update({key: None})
 
     def update(self, records: Mapping[str, bytes | None] = {}, /,  # type: ignore[override]
                **_: bytes) -> None:
@@ -265,29 +293,48 @@ class PartitionRecords(MutableMapping[str, bytes]):
         if not records:
             return
         keys = [self._key(k) for k in records]
-        held: list[bytes | None] = self._db.get(keys)  # type: ignore[arg-type,assignment]
+        held = self._held
+        if held is None:
+            olds: list[bytes | None] = self._db.get(keys)  # type: ignore[arg-type,assignment]
+        else:
+            unknown = [raw for raw in keys if raw not in held]
+            found: list[bytes | None] = (
+                self._db.get(unknown) if unknown else [])  # type: ignore[arg-type,assignment]
+            read = dict(zip(unknown, found, strict=True))
+            olds = [held[raw] if raw in held else read[raw] for raw in keys]
         batch = WriteBatch(raw_mode=True)
-        for raw, old, value in zip(keys, held, records.values(), strict=True):
-            if value is None:
-                if old is not None:
-                    batch.delete(raw)
-                    self._count -= 1
+        for raw, old, value in zip(keys, olds, records.values(), strict=True):
+            if value is None and old is None:
+                continue
+            self._count += (value is not None) - (old is not None)
+            if held is not None:
+                held[raw] = value
+            elif value is None:
+                batch.delete(raw)
             else:
                 batch.put(raw, value)
-                self._count += old is None
-        self._db.write(batch)
+        if held is None:
+            self._db.write(batch)
 
     def clear(self) -> None:
         self._db.delete_range(self._prefix, self._end)
         self._count = 0
+        if self._held is not None:
+            self._held = {}
 
     def items(self) -> Iterator[tuple[str, bytes]]:  # type: ignore[override]
-        """Every record, in key order (one pass of a RocksDB iterator)."""
+        """Every record, in key order (one pass of a RocksDB iterator, merged with the
+        writes held, if any)."""
         bound = ReadOptions()
         bound.set_iterate_upper_bound(self._end)
         bound.fill_cache(False)  # type: ignore[call-arg]  # a full pass would evict the rest
         n = len(self._prefix)
-        for raw, value in self._db.items(from_key=self._prefix, read_opt=bound):
+        stored: Iterable[tuple[Any, Any]] = self._db.items(from_key=self._prefix,
+                                                           read_opt=bound)
+        if self._held:
+            merged = dict(stored) | self._held
+            stored = sorted((k, v) for k, v in merged.items() if v is not None)
+        for raw, value in stored:
             assert isinstance(raw, bytes)  # raw mode: the stub's key type is any key
             yield raw[n:].decode(), value
 

@@ -86,29 +86,36 @@ class Restorer:
         for p in set(self.applied) - partitions - standby - set(store.states):
             del self.applied[p]
         ends = await self._ends(topic, partitions | standby)
+        starting = (partitions | standby) - set(store.states) - set(store.restoring)
+        marks = {p: mark for p in starting
+                 if (mark := store.snapshot_mark(p)) is not None and 0 < mark["offset"] <= ends[p]}
+        keys = await self._keys_at(topic, {p: mark["offset"] - 1 for p, mark in marks.items()})
         for p in standby - set(store.states) - set(store.restoring):
-            self._start(p, topic, ends[p])
+            self._start(p, topic, ends[p], keys.get(p))
         ranges: dict[int, tuple[int, int]] = {}
         for p in partitions:
             if p in store.states:
                 self.applied[p] = ends[p] - 1  # it wrote them
                 continue
             if p not in store.restoring:
-                self._start(p, topic, ends[p])
+                self._start(p, topic, ends[p], keys.get(p))
             if self.applied[p] + 1 < ends[p]:
                 ranges[p] = (self.applied[p] + 1, ends[p])
         if ranges:
             await self._read(topic, ranges)
         return {p: self.applied.get(p, -1) for p in partitions | standby}
 
-    def _start(self, p: int, topic: str, end: int) -> None:
-        """Start restoring ``p``: from its local snapshot if it has a usable one (of this
-        changelog, which reaches the snapshot's offset, recent enough that no tombstone
-        it needs can have been compacted away), else from the beginning."""
+    def _start(self, p: int, topic: str, end: int, key: bytes | None) -> None:
+        """Start restoring ``p``: from its local snapshot if it has a usable one, else from
+        the beginning. Usable: of this changelog, which reaches the snapshot's offset with
+        the record it last held there (``key``, read back: not a topic deleted and written
+        anew), recent enough that no tombstone it needs can have been compacted away."""
         restoring = self.store.restore(p)
         mark = restoring.snapshot
-        if mark is not None and not (mark["changelog"] == topic and mark["offset"] <= end
-                                     and time.time() - mark["at"] < SNAPSHOT_MAX_AGE):
+        if mark is not None and not (
+                mark["changelog"] == topic and mark["offset"] <= end
+                and (mark["offset"] == 0 or key == mark["key"].encode())
+                and time.time() - mark["at"] < SNAPSHOT_MAX_AGE):
             log.info("partition %d: local snapshot not usable (%s at offset %d, changelog "
                      "end %d); restoring from the changelog", p, mark["changelog"],
                      mark["offset"], end)
@@ -141,6 +148,32 @@ class Restorer:
         ends = await true_end_offsets(
             self.settings, {TP(tp.topic, tp.partition): end for tp, end in reported.items()})
         return {tp.partition: end for tp, end in ends.items()}
+
+    async def _keys_at(self, topic: str, offsets: Mapping[int, int]) -> dict[int, bytes]:
+        """The key of the record at each partition's offset (absent: none there)."""
+        if not offsets:
+            return {}
+        consumer = self._consumer()
+        await consumer.start()
+        found: dict[int, bytes] = {}
+        try:
+            tps = {TopicPartition(topic, p): p for p in offsets}
+            consumer.assign(list(tps))
+            for tp, p in tps.items():
+                consumer.seek(tp, offsets[p])
+            pending = set(tps)
+            deadline = time.monotonic() + 10.0
+            while pending and time.monotonic() < deadline:
+                for tp, batch in (await consumer.getmany(*pending, timeout_ms=500)).items():
+                    p = tps[tp]
+                    for record in batch:
+                        if record.offset == offsets[p] and record.key is not None:
+                            found[p] = record.key
+                    if batch and batch[-1].offset >= offsets[p]:
+                        pending.discard(tp)
+        finally:
+            await consumer.stop()
+        return found
 
     async def _read(self, topic: str, ranges: Mapping[int, tuple[int, int]]) -> None:
         started = time.monotonic()

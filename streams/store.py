@@ -39,7 +39,15 @@ from leadline.aggregators.identities import Links
 from leadline.aggregators.kinds import CellKey, key_text, parse_key
 from leadline.aggregators.partition import PartitionState
 from leadline.config.definitions import Definitions
-from leadline.state.local import CELLS, CHUNKS, LINKS, SESSIONS, USERS, LocalStore
+from leadline.state.local import (
+    CELLS,
+    CHUNKS,
+    LINKS,
+    SESSIONS,
+    USERS,
+    LocalStore,
+    PartitionRecords,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +113,16 @@ class _Restoring:
         self.chunks: dict[bytes, tuple[int, bytes]] = {}
         #: Cells and id chunks changed by :meth:`apply`: what the local snapshot lacks.
         self.unsaved: set[tuple[bytes, str]] = set()
-        #: The last changelog offset applied (kept by the restorer), -1 for none.
+        #: The last changelog offset applied (kept by the restorer), -1 for none, and
+        #: the key of the record there.
         self.offset = -1
+        self.last_key: bytes | None = None
         self.records = 0
 
     def apply(self, key: bytes, value: bytes | None) -> None:
         _, kind, rest = key.decode().split("|", 2)
         self.records += 1
+        self.last_key = key
         if kind == "c":
             # Decoded once, at finish: an uncompacted changelog holds a version of a busy
             # cell per checkpoint, and a large sketch takes ~0.1 ms to decode.
@@ -208,6 +219,9 @@ class PartitionStore:
         #: Per live partition, the changelog offset its local snapshot is whole up to
         #: (the offset after the last record it holds; ``state/local.py``).
         self._snapshot_at: dict[int, int] = {}
+        #: ... and the key of the changelog record just before that offset: a restore
+        #: reads it back to tell this changelog from one deleted and written anew.
+        self._snapshot_key: dict[int, bytes] = {}
         #: The changelog topic, named in the snapshots' marks (set by the restorer).
         self.changelog = ""
         self._pruned_at: dict[int, float] = {}
@@ -303,6 +317,10 @@ class PartitionStore:
             if self.local is not None:
                 # The local snapshot: the changelog up to the last offset applied.
                 self._snapshot_at[p] = restoring.offset + 1
+                if restoring.last_key is not None:
+                    self._snapshot_key[p] = restoring.last_key
+                elif restoring.snapshot is not None:
+                    self._snapshot_key[p] = restoring.snapshot.get("key", "").encode()
                 self.local.write_snapshot(unsaved, {p: self._mark(p)})
         if new:
             log.info("partitions %s live (%s changelog records restored)", sorted(new), loaded)
@@ -318,6 +336,7 @@ class PartitionStore:
                 if self.local is not None:
                     self.local.drop(p)  # and its snapshot
             self._snapshot_at.pop(p, None)
+            self._snapshot_key.pop(p, None)
             self.dedupers.pop(p, None)
             spill = self._spill_dirs.pop(p, None)
             if spill is not None:
@@ -351,11 +370,12 @@ class PartitionStore:
         its links.
 
         The order is what makes a restored user stamp trustworthy (see the module doc).
-        Taking users, sessions and links writes them to the local store, so the local
-        snapshots are marked as not whole until :meth:`confirmed`.
+        The users, sessions and links taken are held in their mappings, not written to
+        the local store, until :meth:`confirmed` writes them with the snapshot's mark in
+        one atomic write (or :meth:`unsent`, without a mark).
         """
-        if self.local is not None:
-            self.local.invalidate(self.states)
+        for records in self._local_records():
+            records.hold()
         for p, state in self.states.items():
             hour = self.dedupers[p].generation_start(now)
             for key, data in self._unwritten.pop(p, {}).items():
@@ -386,20 +406,41 @@ class PartitionStore:
             _, kind, rest = key.decode().split("|", 2)
             if kind in ("c", "d") and p in self.states:
                 entries.append((kind.encode(), p, rest, value))
+        for p, key, _ in sorted(records, key=lambda r: is_stamped_record(r[1])):
+            self._snapshot_key[p] = key  # the last one sent (the stamped ones went last)
         for p, offset in offsets.items():
             if p in self._snapshot_at:
                 self._snapshot_at[p] = offset
-        self.local.write_snapshot(entries, {p: self._mark(p) for p in self.states})
+        self.local.write_snapshot(entries, {p: self._mark(p) for p in self.states},
+                                  held=self._local_records())
+
+    def _local_records(self) -> list[PartitionRecords]:
+        """The live partitions' users, sessions and links in the local store."""
+        if self.local is None:
+            return []
+        mappings = [m for p, state in self.states.items()
+                    for m in (state.users, state.sessions, self.links[p].records)]
+        return [m for m in mappings if isinstance(m, PartitionRecords)]
 
     def _mark(self, p: int) -> dict[str, Any]:
         links = self.links[p].records
         return {"offset": self._snapshot_at[p], "changelog": self.changelog, "at": time.time(),
+                "key": self._snapshot_key.get(p, b"").decode(),
                 "counts": {"u": len(self.states[p].users), "s": len(self.states[p].sessions),
                            "l": len(links)}}
 
+    def snapshot_mark(self, p: int) -> dict[str, Any] | None:
+        """The mark of ``p``'s local snapshot left by a previous process, if any."""
+        return None if self.local is None else self.local.snapshots.get(p)
+
     def unsent(self, records: list[tuple[int, bytes, bytes | None]]) -> None:
-        """Put back checkpoint records the broker did not confirm, ahead of newer ones."""
+        """Put back checkpoint records the broker did not confirm, ahead of newer ones.
+
+        The users, sessions and links held are written to the local store all the same
+        (the folds read them there), and the snapshots are no longer whole."""
         self.outbox[:0] = records
+        if self.local is not None:
+            self.local.write_snapshot([], {}, held=self._local_records(), invalid=self.states)
 
     def expire(self, p: int, now: float) -> list[CellKey]:
         """Drop cells, id generations and per-user times past their horizon (tombstones).

@@ -1,9 +1,9 @@
 """A worker restarted on its own ``LEADLINE_DATA_DIR`` restores from its local snapshot and
 reads only the changelog's tail, exactly, also when another worker wrote in between.
 
-The first worker is SIGKILLed while it folds (batches of 300, a checkpoint every second),
-so the kill can land anywhere, between checkpoints or inside one (when the snapshot's
-mark is down and the restore must fall back on the changelog alone).
+The snapshot of a checkpoint is one atomic RocksDB write made after the broker confirmed
+the checkpoint, and the users it takes wait in memory until then: a SIGKILL at any point
+leaves the last whole snapshot, at worst one checkpoint behind the changelog.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from leadline.embedded.services import Service
 from tests.faults import processed
 from tests.support import oracle_catalog as oc
-from tests.support.worker import Pipeline, StartWorker, wait_for
+from tests.support.worker import Pipeline, StartWorker, WorkerProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,23 +32,27 @@ def _restart_log(log: Path, before: int) -> tuple[dict[int, int], int]:
     return snapshots, sum(int(n) for n in BULK.findall(text))
 
 
+def _exact(worker: WorkerProcess, truth: oc.Truth, what: str) -> None:
+    wait_for(lambda: not oc.whole_mismatches(worker.scrape(), truth, time.time()),
+             timeout=90, what=what)
+    time.sleep(2)  # nothing may trickle in twice afterwards
+    assert oc.whole_mismatches(worker.scrape(), truth, time.time()) == []
+
+
 def test_a_restart_on_the_same_data_dir_reads_only_the_tail_and_is_exact(
     broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker
 ) -> None:
     pipeline = Pipeline.for_catalog(broker, redis_server, tmp_path, LEADLINE_BATCH_MAX="300")
     messages, truth = oc.generate(time.time(), seed=83, users=3000)
+    log = tmp_path / "w1.log"
     first = start_worker(pipeline, "w1").wait_ready()
     pipeline.send(messages)
     wait_for(lambda: processed(first) >= len(messages) * 0.7, timeout=90, interval=0.05,
              what="70% processed")
-    first.kill()
-    log = tmp_path / "w1.log"
+    first.kill()                                            # mid-stream
     before = len(log.read_text())
-    again = start_worker(pipeline, "w1").wait_ready()     # the same directory
-    wait_for(lambda: not oc.whole_mismatches(again.scrape(), truth, time.time()),
-             timeout=90, what="metrics to equal the oracle after the restart")
-    time.sleep(2)  # nothing may trickle in twice afterwards
-    assert oc.whole_mismatches(again.scrape(), truth, time.time()) == []
+    again = start_worker(pipeline, "w1").wait_ready()      # the same directory
+    _exact(again, truth, "metrics to equal the oracle after the restart")
     snapshots, read = _restart_log(log, before)
     assert set(snapshots) == {0, 1, 2, 3}, log.read_text()[before:][-3000:]
     held = sum(snapshots.values())                         # records up to the snapshots
@@ -59,9 +63,9 @@ def test_a_restart_on_the_same_data_dir_reads_only_the_tail_and_is_exact(
 def test_a_snapshot_another_worker_wrote_past_is_caught_up_from_the_changelog(
     broker: Service, redis_server: Service, tmp_path: Path, start_worker: StartWorker
 ) -> None:
-    """w1 is killed, w2 takes every partition over and folds the rest of the log, then
-    stops; w1 comes back on its own directory: its snapshots are behind the changelog by
-    all that w2 wrote, which the tail must bring in, tombstones and all."""
+    """w1 is killed while it folds the first half; w2 takes every partition over and folds
+    the rest, then stops; w1 comes back on its own directory: its snapshots are behind the
+    changelog by all that w2 wrote, which the tail must bring in, tombstones and all."""
     pipeline = Pipeline.for_catalog(broker, redis_server, tmp_path, LEADLINE_BATCH_MAX="300")
     messages, truth = oc.generate(time.time(), seed=89, users=3000)
     half = len(messages) // 2
@@ -72,14 +76,12 @@ def test_a_snapshot_another_worker_wrote_past_is_caught_up_from_the_changelog(
     first.kill()
     second = start_worker(pipeline, "w2").wait_ready()
     pipeline.send(messages[half:])
-    wait_for(lambda: not oc.whole_mismatches(second.scrape(), truth, time.time()),
-             timeout=90, what="w2 to equal the oracle")
+    _exact(second, truth, "w2 to equal the oracle")
     second.stop()
     log = tmp_path / "w1.log"
     before = len(log.read_text())
     back = start_worker(pipeline, "w1").wait_ready()
-    wait_for(lambda: not oc.whole_mismatches(back.scrape(), truth, time.time()),
-             timeout=90, what="w1 back on its snapshots to equal the oracle")
+    _exact(back, truth, "w1 back on its snapshots to equal the oracle")
     snapshots, read = _restart_log(log, before)
     assert set(snapshots) == {0, 1, 2, 3}, log.read_text()[before:][-3000:]
     assert read > 0                                        # what w2 wrote meanwhile

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rocksdict import Rdict
+from rocksdict import Rdict, WriteBatch
 
 from leadline.aggregators.partition import PartitionState
 from leadline.state.local import CELLS, USERS, LocalStore, StoreInUse
@@ -39,6 +39,8 @@ op = st.one_of(
     st.tuples(st.just("update"), st.integers(0, 2),
               st.dictionaries(keys, st.one_of(values, st.none()), max_size=6), st.none()),
     st.tuples(st.just("clear"), st.integers(0, 2), st.none(), st.none()),
+    st.tuples(st.just("hold"), st.integers(0, 2), st.none(), st.none()),
+    st.tuples(st.just("release"), st.integers(0, 2), st.none(), st.none()),
 )
 
 
@@ -69,9 +71,16 @@ def test_partition_records_behave_like_dicts(local: LocalStore, ops: list) -> No
                     model.pop(k, None)
                 else:
                     model[k] = v
+        elif kind == "hold":  # writes wait in the view, readable, until released
+            view.hold()
+        elif kind == "release":
+            batch = WriteBatch(raw_mode=True)
+            view.release(batch)
+            local._db.write(batch)  # type: ignore[union-attr]
         else:
             view.clear()
             model.clear()
+        assert dict(view.items()) == model
     for view, model in zip(views, models, strict=True):
         assert dict(view.items()) == model
         assert list(view) == sorted(model, key=str.encode)
@@ -79,6 +88,11 @@ def test_partition_records_behave_like_dicts(local: LocalStore, ops: list) -> No
         for k, v in model.items():
             assert view[k] == v and view.get(k) == v and k in view
         assert view.get("\x00absent") is None and "\x00absent" not in view
+        batch = WriteBatch(raw_mode=True)                   # what was held, written
+        view.release(batch)
+        local._db.write(batch)  # type: ignore[union-attr]
+    again = [local.records(USERS, p, len(m)) for p, m in zip(parts, models, strict=True)]
+    assert [dict(view.items()) for view in again] == models
 
 
 def test_a_store_of_another_layout_is_emptied_when_opened(tmp_path: Path) -> None:

@@ -207,3 +207,46 @@ async def _append(bootstrap: str, topic: str, records: Records) -> None:
         await send_changelog(producer, topic, records)
     finally:
         await producer.stop()
+
+
+def test_a_local_snapshot_of_a_changelog_written_anew_is_not_used(
+        broker: Service, new_store: NewStore) -> None:
+    """Same topic name and long enough, but deleted and written anew: the record the
+    snapshot last held is not at its place, so the restore starts from the beginning."""
+    bootstrap = f"127.0.0.1:{broker.port}"
+    topic = f"changelog-{uuid.uuid4().hex[:8]}"
+    source = new_store("source")
+    source.rebuild(set(range(PARTITIONS)))
+    asyncio.run(_produce(bootstrap, topic, _changelog(source, [7])))
+    worker = new_store("worker")
+    asyncio.run(Restorer(_settings(broker), worker).on_assignment(topic, {0}))
+    worker.rebuild({0})                                    # its snapshot: the first log
+    assert worker.local is not None
+    worker.local.close()
+
+    asyncio.run(_delete(bootstrap, topic))
+    other = new_store("other")
+    other.rebuild(set(range(PARTITIONS)))
+    anew = _changelog(other, [8, 9, 10])                   # longer than the first
+    asyncio.run(_produce(bootstrap, topic, anew))
+    again = PartitionStore(D, worker.local, ids=worker.ids)
+    again.open()
+    assert again.snapshot_mark(0) is not None
+    asyncio.run(Restorer(_settings(broker), again).on_assignment(topic, {0}))
+    assert again.restoring[0].snapshot is None             # not used
+    again.rebuild({0})
+    by_hand = new_store("by-hand")
+    for p, key, value in anew:
+        if p == 0:
+            by_hand.restore(p).apply(key, value)
+    by_hand.rebuild({0})
+    _same(again, by_hand, {0})
+
+
+async def _delete(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
