@@ -18,12 +18,14 @@ records are restored from the changelog when it is assigned (``streams/restore.p
 After every confirmed checkpoint the store also holds a *snapshot* of each owned
 partition: its user, session and link records as the changelog holds them, its cells and
 id chunks as last sent, and a mark naming the changelog offset the snapshot is whole up
-to, all in one atomic write. A worker restarted on the same directory (after a crash
-too: the write-ahead log is on) restores a partition assigned to it again from its
-snapshot plus the changelog's tail from that offset. A mark is deleted before the
-records it covers change, so a crash in between leaves no mark and the partition is
-restored from the changelog alone. The directory is locked: a second worker given the
-same ``LEADLINE_DATA_DIR`` fails instead of writing into the first one's store.
+to, all in one atomic write (the checkpoint's users wait in their :class:`PartitionRecords`
+until then, see :meth:`PartitionRecords.hold`). A worker restarted on the same directory
+(after a crash too: the write-ahead log is on) restores a partition assigned to it again
+from its snapshot plus the changelog's tail from that offset. Writes outside a
+checkpoint (a failed one, a user prune) delete the partition's mark first, so a crash
+then leaves no mark and the partition is restored from the changelog alone. The
+directory is locked: a second worker given the same ``LEADLINE_DATA_DIR`` fails instead
+of writing into the first one's store.
 
 Keys: ``kind (1 byte) | partition (2 bytes, big-endian) | key``, so a partition's
 records of a kind are one contiguous range, dropped with one range delete on revoke.

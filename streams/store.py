@@ -407,7 +407,8 @@ class PartitionStore:
             if kind in ("c", "d") and p in self.states:
                 entries.append((kind.encode(), p, rest, value))
         for p, key, _ in sorted(records, key=lambda r: is_stamped_record(r[1])):
-            self._snapshot_key[p] = key  # the last one sent (the stamped ones went last)
+            if p in self.states:
+                self._snapshot_key[p] = key  # the last one sent (the stamped ones went last)
         for p, offset in offsets.items():
             if p in self._snapshot_at:
                 self._snapshot_at[p] = offset
