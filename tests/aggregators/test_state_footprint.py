@@ -7,6 +7,10 @@ demo traffic is folded as the worker folds it (decode, dedupe, fold, a checkpoin
 second) in a fresh interpreter, and the growth of the estimate is compared with the
 growth of the memory in use that ``reliability/memprobe.py`` reads from the allocators
 (glibc's heap in use and mapped blocks, CPython's blocks in use).
+
+The fold takes its interpreter ~35 s of one core, so ``tests/aggregators/conftest.py``
+starts it (:class:`Folding`) when the session starts, on the core the run leaves idle,
+and the test reads its result.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -86,12 +93,42 @@ print(json.dumps({{"before": before, "after": after}}))
 """
 
 
-@pytest.mark.slow  # a subprocess folding 80 s of traffic: ~20 s
-def test_the_estimate_grows_as_the_memory_in_use() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", FOLD.format(root=str(ROOT), seconds=80)],
-        capture_output=True, text=True, check=True, cwd=ROOT)
-    result = json.loads(out.stdout)
+@dataclass
+class Folding:
+    """FOLD over 80 s of traffic in a fresh interpreter, its output in files."""
+
+    proc: subprocess.Popen[bytes]
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+
+    @classmethod
+    def start(cls) -> Folding:
+        stdout, stderr = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-c", FOLD.format(root=str(ROOT), seconds=80)],
+                                stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=ROOT)
+        return cls(proc, stdout, stderr)
+
+    def result(self) -> tuple[int, str, str]:
+        """The exit status, stdout and stderr, once the fold is done."""
+        returncode = self.proc.wait(timeout=280)  # under pytest's own 300 s
+        self.stdout.seek(0)
+        self.stderr.seek(0)
+        return (returncode, self.stdout.read().decode(errors="replace"),
+                self.stderr.read().decode(errors="replace"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stdout.close()
+        self.stderr.close()
+
+
+@pytest.mark.slow  # a subprocess folding 80 s of traffic: ~35 s, started with the session
+def test_the_estimate_grows_as_the_memory_in_use(folding: Folding) -> None:
+    returncode, stdout, stderr = folding.result()
+    assert returncode == 0, stderr
+    result = json.loads(stdout)
     (in_use_before, estimate_before), (in_use_after, estimate_after) = (
         result["before"], result["after"])
     grown = estimate_after - estimate_before
