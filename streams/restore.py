@@ -21,7 +21,9 @@ source partitions, so no event is folded into a partition still being restored.
 Partitions this worker keeps across a rebalance are live: it wrote everything their
 changelog holds, so their persisted offset is the end of the changelog and nothing is
 read for them (Faust's memory store re-read every assigned partition at every
-rebalance).
+rebalance). Unless the changelog ends past this worker's own last write: then another
+owner wrote to it while this worker was out of the group, and the partition is
+forgotten and restored again.
 
 Standby replicas (``LEADLINE_STANDBY_REPLICAS=1``, Faust's ``table_standby_replicas``):
 Faust assigns each worker standby copies of other workers' changelog partitions and
@@ -95,8 +97,15 @@ class Restorer:
         ranges: dict[int, tuple[int, int]] = {}
         for p in partitions:
             if p in store.states:
-                self.applied[p] = ends[p] - 1  # it wrote them
-                continue
+                if ends[p] <= store.written_to(p):
+                    self.applied[p] = ends[p] - 1  # it wrote them
+                    continue
+                # Dropped from the group and given the partition back: another owner
+                # wrote to it meanwhile, so what this worker holds is stale.
+                log.warning("partition %d: its changelog ends at %d, past this worker's "
+                            "last write (%d): restoring it again", p, ends[p],
+                            store.written_to(p))
+                store.forget({p})
             if p not in store.restoring:
                 self._start(p, topic, ends[p], keys.get(p))
             if self.applied[p] + 1 < ends[p]:

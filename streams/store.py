@@ -216,8 +216,9 @@ class PartitionStore:
         self.restoring: dict[int, _Restoring] = {}
         #: The partitions this worker keeps a standby copy of (LEADLINE_STANDBY_REPLICAS).
         self.standby: set[int] = set()
-        #: Per live partition, the changelog offset its local snapshot is whole up to
-        #: (the offset after the last record it holds; ``state/local.py``).
+        #: Per live partition, the offset after the last changelog record it holds (its
+        #: own last write, confirmed): where its local snapshot is whole up to
+        #: (``state/local.py``), and where the changelog ends unless another worker wrote.
         self._snapshot_at: dict[int, int] = {}
         #: ... and the key of the changelog record just before that offset: a restore
         #: reads it back to tell this changelog from one deleted and written anew.
@@ -314,9 +315,9 @@ class PartitionStore:
             if restoring.spill is not None:
                 self._spill_dirs[p] = restoring.spill
             loaded[p] = restoring.records
+            self._snapshot_at[p] = restoring.offset + 1
             if self.local is not None:
                 # The local snapshot: the changelog up to the last offset applied.
-                self._snapshot_at[p] = restoring.offset + 1
                 if restoring.last_key is not None:
                     self._snapshot_key[p] = restoring.last_key
                 elif restoring.snapshot is not None:
@@ -399,6 +400,9 @@ class PartitionStore:
         the offset after the last record it took. Brings the local
         snapshots level with the changelog: the checkpoint's cells and id chunks, and a
         mark per live partition, in one atomic write."""
+        for p, offset in offsets.items():
+            if p in self._snapshot_at:
+                self._snapshot_at[p] = offset
         if self.local is None:
             return
         entries = []
@@ -409,9 +413,6 @@ class PartitionStore:
         for p, key, _ in sorted(records, key=lambda r: is_stamped_record(r[1])):
             if p in self.states:
                 self._snapshot_key[p] = key  # the last one sent (the stamped ones went last)
-        for p, offset in offsets.items():
-            if p in self._snapshot_at:
-                self._snapshot_at[p] = offset
         self.local.write_snapshot(entries, {p: self._mark(p) for p in self.states},
                                   held=self._local_records())
 
@@ -429,6 +430,10 @@ class PartitionStore:
                 "key": self._snapshot_key.get(p, b"").decode(),
                 "counts": {"u": len(self.states[p].users), "s": len(self.states[p].sessions),
                            "l": len(links)}}
+
+    def written_to(self, p: int) -> int:
+        """The offset after the last changelog record live partition ``p`` holds."""
+        return self._snapshot_at[p]
 
     def snapshot_mark(self, p: int) -> dict[str, Any] | None:
         """The mark of ``p``'s local snapshot left by a previous process, if any."""

@@ -250,3 +250,34 @@ async def _delete(bootstrap: str, topic: str) -> None:
         await admin.delete_topics([topic])
     finally:
         await admin.close()
+
+
+def test_a_live_partition_another_worker_wrote_to_is_restored_again(
+        broker: Service, new_store: NewStore) -> None:
+    """A worker dropped from the group (a long pause) and given its partition back still
+    holds it live, but another owner wrote to its changelog meanwhile: the changelog now
+    ends past this worker's last write, so the partition is restored again, not kept."""
+    bootstrap = f"127.0.0.1:{broker.port}"
+    topic = f"changelog-{uuid.uuid4().hex[:8]}"
+    source = new_store("source")
+    source.rebuild(set(range(PARTITIONS)))
+    first = _changelog(source, [11])
+    asyncio.run(_produce(bootstrap, topic, first))
+    worker = new_store("worker")
+    restorer = Restorer(_settings(broker), worker)
+    asyncio.run(restorer.on_assignment(topic, {0}))
+    worker.rebuild({0})
+    asyncio.run(restorer.on_assignment(topic, {0}))        # kept: nothing to read
+    assert 0 in worker.states and not worker.restoring
+
+    later = _changelog(source, [12])                       # the other owner went on
+    asyncio.run(_append(bootstrap, topic, later))
+    asyncio.run(restorer.on_assignment(topic, {0}))
+    assert 0 not in worker.states and 0 in worker.restoring
+    worker.rebuild({0})
+    by_hand = new_store("by-hand")
+    for p, key, value in first + later:
+        if p == 0:
+            by_hand.restore(p).apply(key, value)
+    by_hand.rebuild({0})
+    _same(worker, by_hand, {0})
