@@ -109,6 +109,28 @@ def _settings(broker: Service) -> Settings:
     return load_settings(broker=f"kafka://127.0.0.1:{broker.port}")
 
 
+def _written(broker: Service, new_store: NewStore, seeds: list[int]
+             ) -> tuple[PartitionStore, Records, str]:
+    """A store that folded the seeds' events, the changelog it wrote, and the new topic
+    that holds it."""
+    source = new_store("source")
+    source.rebuild(set(range(PARTITIONS)))
+    records = _changelog(source, seeds)
+    topic = f"changelog-{uuid.uuid4().hex[:8]}"
+    asyncio.run(_produce(f"127.0.0.1:{broker.port}", topic, records))
+    return source, records, topic
+
+
+def _by_hand(new_store: NewStore, records: Records, partitions: set[int]) -> PartitionStore:
+    """A store given ``partitions``' changelog records one by one, then taken live."""
+    store = new_store("by-hand")
+    for p, key, value in records:
+        if p in partitions:
+            store.restore(p).apply(key, value)
+    store.rebuild(partitions)
+    return store
+
+
 def _same(a: PartitionStore, b: PartitionStore, partitions: set[int]) -> None:
     assert set(a.states) == set(b.states) == partitions
     assert scrape([a.states[p] for p in partitions]) == scrape([b.states[p] for p in partitions])
@@ -120,17 +142,9 @@ def _same(a: PartitionStore, b: PartitionStore, partitions: set[int]) -> None:
 
 def test_a_bulk_restore_equals_the_changelog_applied_record_by_record(
         broker: Service, new_store: NewStore) -> None:
-    source = new_store("source")
-    source.rebuild(set(range(PARTITIONS)))
-    records = _changelog(source, [1, 2, 3])
-    topic = f"changelog-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_produce(f"127.0.0.1:{broker.port}", topic, records))
+    _, records, topic = _written(broker, new_store, [1, 2, 3])
 
-    by_hand = new_store("by-hand")
-    for p, key, value in records:
-        if p != 3:
-            by_hand.restore(p).apply(key, value)
-    by_hand.rebuild({0, 1, 2})
+    by_hand = _by_hand(new_store, records, {0, 1, 2})
 
     bulk = new_store("bulk")
     restorer = Restorer(_settings(broker), bulk)
@@ -145,11 +159,7 @@ def test_a_bulk_restore_equals_the_changelog_applied_record_by_record(
 
 def test_live_partitions_are_not_read_and_faust_s_tail_reaches_only_restores(
         broker: Service, new_store: NewStore) -> None:
-    source = new_store("source")
-    source.rebuild(set(range(PARTITIONS)))
-    first = _changelog(source, [4])
-    topic = f"changelog-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_produce(f"127.0.0.1:{broker.port}", topic, first))
+    _, first, topic = _written(broker, new_store, [4])
     ends = {p: sum(1 for q, _, _ in first if q == p) for p in range(PARTITIONS)}
 
     store = new_store("worker")
@@ -175,12 +185,8 @@ def test_live_partitions_are_not_read_and_faust_s_tail_reaches_only_restores(
 
 def test_a_restore_superseded_by_a_rebalance_goes_on_from_where_it_was(
         broker: Service, new_store: NewStore) -> None:
-    source = new_store("source")
-    source.rebuild(set(range(PARTITIONS)))
-    first = _changelog(source, [5])
-    topic = f"changelog-{uuid.uuid4().hex[:8]}"
+    source, first, topic = _written(broker, new_store, [5])
     bootstrap = f"127.0.0.1:{broker.port}"
-    asyncio.run(_produce(bootstrap, topic, first))
 
     store = new_store("worker")
     restorer = Restorer(_settings(broker), store)
@@ -192,12 +198,7 @@ def test_a_restore_superseded_by_a_rebalance_goes_on_from_where_it_was(
     assert applied[2] == sum(1 for q, _, _ in first + later if q == 2) - 1
     store.rebuild({2})
 
-    by_hand = new_store("by-hand")
-    for p, key, value in first + later:
-        if p == 2:
-            by_hand.restore(p).apply(key, value)
-    by_hand.rebuild({2})
-    _same(store, by_hand, {2})
+    _same(store, _by_hand(new_store, first + later, {2}), {2})
 
 
 async def _append(bootstrap: str, topic: str, records: Records) -> None:
@@ -213,11 +214,8 @@ def test_a_local_snapshot_of_a_changelog_written_anew_is_not_used(
         broker: Service, new_store: NewStore) -> None:
     """Same topic name and long enough, but deleted and written anew: the record the
     snapshot last held is not at its place, so the restore starts from the beginning."""
+    _, _, topic = _written(broker, new_store, [7])
     bootstrap = f"127.0.0.1:{broker.port}"
-    topic = f"changelog-{uuid.uuid4().hex[:8]}"
-    source = new_store("source")
-    source.rebuild(set(range(PARTITIONS)))
-    asyncio.run(_produce(bootstrap, topic, _changelog(source, [7])))
     worker = new_store("worker")
     asyncio.run(Restorer(_settings(broker), worker).on_assignment(topic, {0}))
     worker.rebuild({0})                                    # its snapshot: the first log
@@ -235,12 +233,7 @@ def test_a_local_snapshot_of_a_changelog_written_anew_is_not_used(
     asyncio.run(Restorer(_settings(broker), again).on_assignment(topic, {0}))
     assert again.restoring[0].snapshot is None             # not used
     again.rebuild({0})
-    by_hand = new_store("by-hand")
-    for p, key, value in anew:
-        if p == 0:
-            by_hand.restore(p).apply(key, value)
-    by_hand.rebuild({0})
-    _same(again, by_hand, {0})
+    _same(again, _by_hand(new_store, anew, {0}), {0})
 
 
 async def _delete(bootstrap: str, topic: str) -> None:
@@ -257,12 +250,8 @@ def test_a_live_partition_another_worker_wrote_to_is_restored_again(
     """A worker dropped from the group (a long pause) and given its partition back still
     holds it live, but another owner wrote to its changelog meanwhile: the changelog now
     ends past this worker's last write, so the partition is restored again, not kept."""
+    source, first, topic = _written(broker, new_store, [11])
     bootstrap = f"127.0.0.1:{broker.port}"
-    topic = f"changelog-{uuid.uuid4().hex[:8]}"
-    source = new_store("source")
-    source.rebuild(set(range(PARTITIONS)))
-    first = _changelog(source, [11])
-    asyncio.run(_produce(bootstrap, topic, first))
     worker = new_store("worker")
     restorer = Restorer(_settings(broker), worker)
     asyncio.run(restorer.on_assignment(topic, {0}))
@@ -275,9 +264,4 @@ def test_a_live_partition_another_worker_wrote_to_is_restored_again(
     asyncio.run(restorer.on_assignment(topic, {0}))
     assert 0 not in worker.states and 0 in worker.restoring
     worker.rebuild({0})
-    by_hand = new_store("by-hand")
-    for p, key, value in first + later:
-        if p == 0:
-            by_hand.restore(p).apply(key, value)
-    by_hand.rebuild({0})
-    _same(worker, by_hand, {0})
+    _same(worker, _by_hand(new_store, first + later, {0}), {0})
