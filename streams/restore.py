@@ -210,7 +210,10 @@ class Restorer:
                         self.applied[p] = record.offset
                     restoring.offset = self.applied[p]
                     records += len(batch)
-                    if batch and batch[-1].offset >= end - 1:
+                for tp in list(pending):
+                    # The position, not the last record: it also passes offsets that hold
+                    # no record for a consumer (control records, a compacted tail).
+                    if await consumer.position(tp) >= ranges[tps[tp]][1]:
                         pending.discard(tp)
                 if time.monotonic() >= report:
                     report += PROGRESS_EVERY
