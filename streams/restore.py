@@ -208,8 +208,8 @@ class Restorer:
                         if record.key is not None:
                             restoring.apply(record.key, record.value)
                         self.applied[p] = record.offset
+                        records += 1
                     restoring.offset = self.applied[p]
-                    records += len(batch)
                 for tp in list(pending):
                     # The position, not the last record: it also passes offsets that hold
                     # no record for a consumer (control records, a compacted tail).

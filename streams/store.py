@@ -406,13 +406,16 @@ class PartitionStore:
         if self.local is None:
             return
         entries = []
+        last: dict[int, bytes] = {}
+        last_stamped: dict[int, bytes] = {}  # sent after the others (send_in_order)
         for p, key, value in records:
+            if p not in self.states:
+                continue
             _, kind, rest = key.decode().split("|", 2)
-            if kind in ("c", "d") and p in self.states:
+            if kind in ("c", "d"):
                 entries.append((kind.encode(), p, rest, value))
-        for p, key, _ in sorted(records, key=lambda r: is_stamped_record(r[1])):
-            if p in self.states:
-                self._snapshot_key[p] = key  # the last one sent (the stamped ones went last)
+            (last_stamped if kind in ("u", "s") else last)[p] = key
+        self._snapshot_key.update(last | last_stamped)
         self.local.write_snapshot(entries, {p: self._mark(p) for p in self.states},
                                   held=self._local_records())
 
