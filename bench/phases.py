@@ -7,6 +7,7 @@ Every phase runs on the run's broker and Redis with its own app id, records the
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import re
@@ -15,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,6 +294,69 @@ def memory_and_recovery(ctx: Context, users: int, equal_timeout: float = 120.0
                 "load": load(), **({} if equal else _difference(before, last)),
             }
     return out
+
+
+def _live_partitions(proc: Proc) -> list[int]:
+    """The partitions a worker has taken live (/healthz), [] while it cannot answer."""
+    try:
+        with urllib.request.urlopen(proc.url("/healthz"), timeout=2) as resp:
+            return list(json.loads(resp.read())["partitions"])
+    except (OSError, ValueError):
+        return []
+
+
+RESTORED = re.compile(r"restored partitions \[[\d, ]*\] from the changelog: (\d+) records")
+LIVE = re.compile(r"partitions \[[\d, ]*\] live \(\{([^}]*)\} changelog records restored\)")
+
+
+def standby_failover(ctx: Context, users: int) -> dict[str, Any]:
+    """Two workers with a standby copy of each other's partitions
+    (``LEADLINE_STANDBY_REPLICAS=1``) fold ``users`` distinct users; one is SIGKILLed, and
+    the survivor is timed until it has every partition live (its copies caught up to the
+    changelog's end). Also: how many changelog records the takeover read, against the
+    records the dead worker's partitions hold."""
+    topic = f"standby-{uuid.uuid4().hex[:6]}"
+    preload(ctx.bootstrap, topic, ctx.partitions,
+            workload.distinct_users(users, time.time(), ctx.seed + 2))
+    everything = list(range(ctx.partitions))
+    with ctx.fleet("standby", topic) as fleet:
+        pair = [fleet.leadline(f"w{i}", settings={"LEADLINE_STANDBY_REPLICAS": "1"})
+                for i in (1, 2)]
+        run = _run_to_completion(pair, users, timeout=300 + users / 500)
+        survivor, victim = pair
+        deadline = time.monotonic() + 120
+        while len(_live_partitions(victim)) == 0 or \
+                sorted(_live_partitions(victim) + _live_partitions(survivor)) != everything:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the two workers never split the partitions")
+            time.sleep(0.5)
+        _settled(survivor)
+        theirs = _live_partitions(victim)
+        time.sleep(5)  # the standby copies follow the last checkpoint's records
+        log_before = survivor.log_path.stat().st_size
+        victim.kill()
+        killed = time.time()
+        while _live_partitions(survivor) != everything:
+            survivor.check()
+            if time.time() - killed > 300:
+                raise RuntimeError("the survivor never took every partition")
+            time.sleep(0.05)
+        took_over = time.time()
+        time.sleep(0.5)  # the takeover's log lines, written around the same moment
+        with survivor.log_path.open("rb") as f:
+            f.seek(log_before)
+            takeover_log = f.read().decode(errors="replace")
+        return {
+            "users": users, "processing_events_per_s": run["events_per_s"],
+            "partitions_taken": theirs,
+            "to_all_partitions_live_s": round(took_over - killed, 2),
+            "changelog_records_read_at_takeover": sum(
+                int(n) for n in RESTORED.findall(takeover_log)),
+            "changelog_records_of_taken_partitions": sum(
+                int(n) for live in LIVE.findall(takeover_log)
+                for n in re.findall(r"\d+: (\d+)", live)),
+            "peak_rss_bytes": survivor.vm_hwm_bytes(), "load": load(),
+        }
 
 
 def _settled(proc: Proc, timeout: float = 60.0) -> Samples:

@@ -50,10 +50,12 @@ class Fleet:
             env["LEADLINE_SESSION_TIMEOUT"] = str(self.session_timeout)
         return env
 
-    def leadline(self, name: str, probe: bool = True) -> Proc:
-        """A leadline worker; with ``probe``, through bench/probe.py (progress log)."""
+    def leadline(self, name: str, probe: bool = True,
+                 settings: dict[str, str] | None = None) -> Proc:
+        """A leadline worker; with ``probe``, through bench/probe.py (progress log);
+        ``settings``: environment variables beyond the defaults (``LEADLINE_...``)."""
         port = free_port()
-        env = self.leadline_env(port, name)
+        env = self.leadline_env(port, name) | (settings or {})
         progress = None
         if probe:
             progress = self.workdir / f"{self.app_id}-{name}.progress"

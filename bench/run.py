@@ -143,6 +143,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _say(f"  peak RSS {result['memory']['peak_rss_bytes'] / 2**20:.0f} MiB; "
              f"recovery {result['recovery_same_host']} / {result['recovery_view_kept']} / "
              f"{result['recovery_view_lost']}")
+        _say(f"standby failover with {users} distinct users, 2 workers")
+        result["standby"] = r = timed("standby", phases.standby_failover, ctx, users)
+        _say(f"  every partition live {r['to_all_partitions_live_s']} s after the kill")
     result["duration_s"] = round(time.time() - started)
     result["summary"] = report.summary(result)
     logs = args.out.parent / "logs"  # the workers' logs, for a closer look (not committed)

@@ -31,7 +31,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict:
         [sys.executable, "-m", "bench.run", "--events", "2000", "--workers", "1",
          "--freshness-seconds", "2", "--ready-runs", "1", "--profile-seconds", "1",
          "--session-timeout", "2", "--out", str(out), "--docs", str(docs)],
-        cwd=ROOT, check=True, timeout=240, stdout=subprocess.DEVNULL)
+        cwd=ROOT, check=True, timeout=300, stdout=subprocess.DEVNULL)
     data = json.loads(out.read_text())
     data["_docs"] = docs.read_text()
     return data
@@ -66,6 +66,11 @@ def test_freshness_memory_startup_and_recovery_are_measured(result: dict) -> Non
     for variant in ("same_host", "view_kept", "view_lost"):
         rec = result[f"recovery_{variant}"]
         assert {"to_ready_s", "to_metrics_equal_s", "peak_rss_bytes", "load"} <= set(rec)
+    standby = result["standby"]
+    assert len(standby["partitions_taken"]) in (1, 2, 3)      # the dead worker's share
+    assert standby["to_all_partitions_live_s"] > 0
+    # The survivor's copies held the dead worker's partitions: their records were counted.
+    assert standby["changelog_records_of_taken_partitions"] > 0
 
 
 def test_profile_and_summary_rows(result: dict) -> None:
@@ -73,7 +78,8 @@ def test_profile_and_summary_rows(result: dict) -> None:
     assert profile["samples"] > 0
     assert profile["self"] and profile["inclusive"] and profile["by_package"]
     whats = " ".join(row["what"] for row in result["summary"])
-    for needle in ("1 worker", "idiomatic", "freshness p99", "peak RSS", "healthz", "SIGKILL"):
+    for needle in ("1 worker", "idiomatic", "freshness p99", "peak RSS", "healthz", "SIGKILL",
+                   "standby copies"):
         assert needle in whats
 
 
